@@ -1,0 +1,67 @@
+"""``bandit``: K-armed Bernoulli bandits with varied arm means (a sanity family).
+
+An episode is ``horizon`` pulls; the observation is the fraction of pulls already made
+(so the return-to-go is a function of the observation). Pulling arm ``a`` pays 1 with
+probability ``means[a]``. The optimum is ``horizon * max(means)``; a random policy earns
+``horizon * mean(means)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from .base import BatchedEnv, Param, Task, TaskError, TaskFamily
+
+
+class BanditFamily(TaskFamily):
+    name = "bandit"
+    description = "K-armed Bernoulli bandits; tasks vary the arm means"
+
+    def __init__(self, *, arms: int = 5, horizon: int = 20,
+                 ranges: Mapping[str, Sequence[float]] | None = None) -> None:
+        if not 2 <= int(arms) <= 1000:
+            raise TaskError(f"bandit: arms must be in [2, 1000], got {arms}")
+        if int(horizon) < 1:
+            raise TaskError(f"bandit: horizon must be >= 1, got {horizon}")
+        self.arms, self.max_episode_steps = int(arms), int(horizon)
+        self.options = {"arms": self.arms, "horizon": self.max_episode_steps}
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (1,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(self.arms)
+        super().__init__(ranges)
+
+    def _param_specs(self) -> tuple[Param, ...]:
+        default = np.linspace(0.1, 0.9, self.arms).round(6).tolist()
+        return (Param("means", 0.0, 1.0, default, "probability that each arm pays 1", shape=(self.arms,)),)
+
+    def oracle_return(self, task: Task) -> float:
+        return self.max_episode_steps * max(self.validate_task(task)["means"])
+
+    def random_return(self, task: Task) -> float:
+        return self.max_episode_steps * float(np.mean(self.validate_task(task)["means"]))
+
+    def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
+                     device: str | torch.device = "cpu", seed: int | None = None,
+                     dtype: torch.dtype = torch.float32) -> "BanditBatched":
+        return BanditBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
+
+
+class BanditBatched(BatchedEnv):
+    def __init__(self, family: BanditFamily, tasks: Sequence[Task], envs_per_task: int,
+                 device: Any, seed: int | None, dtype: torch.dtype) -> None:
+        super().__init__(family, tasks, envs_per_task, device, seed, dtype)
+        self.means = self._task_tensor((t["means"] for t in self.tasks)).expand(-1, envs_per_task, -1)
+
+    def _reset_where(self, mask: torch.Tensor) -> None:
+        pass  # the only state is the step count, which the base class resets
+
+    def _observe(self) -> torch.Tensor:
+        return (self.elapsed.float() / self.max_episode_steps).unsqueeze(-1)
+
+    def _transition(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.means.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        reward = (self._rand(*self.batch_shape) < p).float()
+        return reward, self.elapsed + 1 >= self.max_episode_steps

@@ -1,0 +1,227 @@
+"""``gridnav``: robot path planning on an N x N grid to a hidden goal.
+
+The agent sees its own position (scaled to [0, 1]) and, when the family has obstacles, the
+obstacle map; it never sees the goal, so it must infer the goal from rewards.
+
+Moves: 0 up, 1 down, 2 left, 3 right; a move into a wall or off the grid leaves the agent
+in place. Reaching the goal ends the episode (terminated); otherwise it is truncated after
+``horizon`` steps (default 2N).
+
+Reward (``reward=``):
+- ``"dense"`` (default): ``-d(s', goal) / N`` after every step, where ``d`` is the
+  shortest-path distance around obstacles; 0 on the step that reaches the goal.
+- ``"sparse"``: +1 on reaching the goal, 0 otherwise.
+
+The exact optimum and the uniformly random policy's return are computed by finite-horizon
+dynamic programming (value iteration over the horizon): see :meth:`GridNavFamily.oracle_return`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from .base import BatchedEnv, Param, Task, TaskError, TaskFamily
+
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # up, down, left, right as (row, col)
+STARTS = ("center", "corner", "random")
+REWARDS = ("dense", "sparse")
+
+
+@lru_cache(maxsize=4096)
+def obstacle_layout(size: int, n_obstacles: int, layout: int, keep_free: tuple[int, ...]) -> np.ndarray:
+    """A reproducible obstacle map ``[size, size]`` (bool) whose free cells are all connected.
+
+    ``keep_free`` lists flat cell indices that must stay free (the start).
+    """
+    if n_obstacles == 0:
+        return np.zeros((size, size), dtype=bool)
+    rng = np.random.default_rng(layout)
+    candidates = np.setdiff1d(np.arange(size * size), np.asarray(keep_free, dtype=int))
+    for _ in range(1000):
+        walls = np.zeros(size * size, dtype=bool)
+        walls[rng.choice(candidates, size=n_obstacles, replace=False)] = True
+        walls = walls.reshape(size, size)
+        free = np.argwhere(~walls)
+        if (bfs_distance(walls, tuple(free[0])) < np.inf).sum() == len(free):
+            return walls
+    raise TaskError(f"could not place {n_obstacles} obstacles on a {size}x{size} grid "
+                    "keeping free cells connected; use fewer obstacles")
+
+
+def bfs_distance(walls: np.ndarray, source: tuple[int, int]) -> np.ndarray:
+    """Shortest-path distance (in moves) from ``source`` to every cell; inf for walls/unreachable."""
+    size = walls.shape[0]
+    dist = np.full(walls.shape, np.inf)
+    dist[source] = 0
+    queue = deque([source])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in MOVES:
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < size and 0 <= nc < size and not walls[nr, nc] and dist[nr, nc] == np.inf:
+                dist[nr, nc] = dist[r, c] + 1
+                queue.append((nr, nc))
+    return dist
+
+
+class GridNavFamily(TaskFamily):
+    name = "gridnav"
+    description = "Grid path planning to a hidden goal; tasks vary the goal and (optionally) the obstacles"
+
+    def __init__(self, *, size: int = 8, obstacles: int = 0, start: str = "center",
+                 reward: str = "dense", horizon: int | None = None,
+                 ranges: Mapping[str, Sequence[float]] | None = None) -> None:
+        if not 2 <= int(size) <= 64:
+            raise TaskError(f"gridnav: size must be in [2, 64], got {size}")
+        if not 0 <= int(obstacles) <= size * size // 2:
+            raise TaskError(f"gridnav: obstacles must be in [0, {size * size // 2}], got {obstacles}")
+        if start not in STARTS:
+            raise TaskError(f"gridnav: start must be one of {STARTS}, got {start!r}")
+        if reward not in REWARDS:
+            raise TaskError(f"gridnav: reward must be one of {REWARDS}, got {reward!r}")
+        self.size, self.obstacles, self.start, self.reward = int(size), int(obstacles), start, reward
+        self.max_episode_steps = int(horizon) if horizon is not None else 2 * self.size
+        if self.max_episode_steps < 1:
+            raise TaskError(f"gridnav: horizon must be >= 1, got {horizon}")
+        self.options = {"size": self.size, "obstacles": self.obstacles, "start": start,
+                        "reward": reward, "horizon": self.max_episode_steps}
+        obs_dim = 2 + (self.size * self.size if self.obstacles else 0)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (obs_dim,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(4)
+        super().__init__(ranges)
+
+    def _param_specs(self) -> tuple[Param, ...]:
+        n = self.size
+        specs = [Param("goal", 0, n - 1, [n - 1, n - 1], "goal cell [row, col] (hidden from the agent)",
+                       shape=(2,), integer=True)]
+        if self.obstacles:
+            specs.append(Param("layout", 0, 2**31 - 2, 0, "seed of the obstacle layout", integer=True))
+        return tuple(specs)
+
+    # -- layout helpers -------------------------------------------------------------------
+    def start_cell(self) -> tuple[int, int] | None:
+        """The fixed start cell, or None when starts are random."""
+        if self.start == "center":
+            return (self.size // 2, self.size // 2)
+        if self.start == "corner":
+            return (0, 0)
+        return None
+
+    def walls(self, task: Task) -> np.ndarray:
+        start = self.start_cell()
+        keep = (start[0] * self.size + start[1],) if start else ()
+        return obstacle_layout(self.size, self.obstacles, int(task.params.get("layout", 0)), keep)
+
+    def _check_task(self, task: Task) -> None:
+        goal = tuple(task["goal"])
+        if self.walls(task)[goal]:
+            raise TaskError(f"gridnav: goal {list(goal)} lies on an obstacle of layout {task.params.get('layout')}")
+        if goal == self.start_cell():
+            raise TaskError(f"gridnav: goal {list(goal)} is the start cell")
+
+    # -- exact returns by dynamic programming ----------------------------------------------
+    def _dp_return(self, task: Task, optimal: bool) -> float:
+        walls = self.walls(task)
+        n, goal = self.size, tuple(task["goal"])
+        dist = bfs_distance(walls, goal)
+        nxt = np.zeros((n, n, 4, 2), dtype=int)  # successor cell per (cell, action)
+        for a, (dr, dc) in enumerate(MOVES):
+            r, c = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+            nr, nc = np.clip(r + dr, 0, n - 1), np.clip(c + dc, 0, n - 1)
+            blocked = walls[nr, nc]
+            nxt[:, :, a, 0] = np.where(blocked, r, nr)
+            nxt[:, :, a, 1] = np.where(blocked, c, nc)
+        at_goal = (nxt[..., 0] == goal[0]) & (nxt[..., 1] == goal[1])  # [n, n, 4]
+        if self.reward == "dense":
+            reward = -dist[nxt[..., 0], nxt[..., 1]] / n
+        else:
+            reward = at_goal.astype(float)
+        value = np.zeros((n, n))
+        for _ in range(self.max_episode_steps):
+            q = reward + np.where(at_goal, 0.0, value[nxt[..., 0], nxt[..., 1]])
+            value = q.max(-1) if optimal else q.mean(-1)
+        start = self.start_cell()
+        if start is not None:
+            return float(value[start])
+        starts = ~walls
+        starts[goal] = False
+        return float(value[starts].mean())
+
+    def oracle_return(self, task: Task) -> float:
+        return self._dp_return(self.validate_task(task), optimal=True)
+
+    def random_return(self, task: Task) -> float:
+        return self._dp_return(self.validate_task(task), optimal=False)
+
+    # -- environments ---------------------------------------------------------------------
+    def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
+                     device: str | torch.device = "cpu", seed: int | None = None,
+                     dtype: torch.dtype = torch.float32) -> "GridNavBatched":
+        return GridNavBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
+
+    def render_text(self, env: BatchedEnv) -> str:
+        walls = env.walls[0].view(self.size, self.size).cpu().numpy()
+        grid = np.where(walls, "#", ".").astype(object)
+        goal = env.tasks[0]["goal"]
+        grid[goal[0], goal[1]] = "G"
+        r, c = env.pos[0, 0].tolist()
+        grid[r, c] = "A"
+        return "\n".join("".join(row) for row in grid)
+
+
+class GridNavBatched(BatchedEnv):
+    def __init__(self, family: GridNavFamily, tasks: Sequence[Task], envs_per_task: int,
+                 device: Any, seed: int | None, dtype: torch.dtype) -> None:
+        super().__init__(family, tasks, envs_per_task, device, seed, dtype)
+        n = family.size
+        self.size = n
+        walls = np.stack([family.walls(t) for t in self.tasks])                   # [task, n, n]
+        dist = np.stack([bfs_distance(w, tuple(t["goal"])) for w, t in zip(walls, self.tasks)])
+        self.walls = torch.as_tensor(walls.reshape(self.n_tasks, n * n), device=self.device)
+        self.dist = torch.as_tensor(np.where(np.isinf(dist), 0, dist).reshape(self.n_tasks, n * n),
+                                    dtype=torch.float32, device=self.device)  # [task, n*n]
+        self.goal = self._task_tensor((t["goal"] for t in self.tasks), dtype=torch.long)  # [task, 1, 2]
+        self.moves = torch.as_tensor(MOVES, device=self.device)
+        start = family.start_cell()
+        self.fixed_start = torch.as_tensor(start, device=self.device) if start else None
+        start_weights = (~self.walls).float()
+        start_weights.scatter_(1, (self.goal[:, :, 0] * n + self.goal[:, :, 1]), 0.0)
+        self.start_weights = start_weights                                          # [task, n*n]
+        self.pos = torch.zeros((*self.batch_shape, 2), dtype=torch.long, device=self.device)
+        self.obs_walls = self.walls.float().unsqueeze(1).expand(-1, envs_per_task, -1) if family.obstacles else None
+        self.dense = family.reward == "dense"
+
+    def _reset_where(self, mask: torch.Tensor) -> None:
+        if self.fixed_start is not None:
+            fresh = self.fixed_start.expand_as(self.pos)
+        else:
+            flat = torch.multinomial(self.start_weights, self.envs_per_task, replacement=True,
+                                     generator=self.generator)                        # [task, env]
+            fresh = torch.stack((flat // self.size, flat % self.size), dim=-1)
+        self.pos = torch.where(mask.unsqueeze(-1), fresh, self.pos)
+
+    def _observe(self) -> torch.Tensor:
+        coords = self.pos.float() / (self.size - 1)
+        if self.obs_walls is None:
+            return coords
+        return torch.cat((coords, self.obs_walls), dim=-1)
+
+    def _flat(self, pos: torch.Tensor) -> torch.Tensor:
+        return pos[..., 0] * self.size + pos[..., 1]
+
+    def _transition(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cand = (self.pos + self.moves[actions]).clamp(0, self.size - 1)
+        blocked = self.walls.gather(1, self._flat(cand))
+        self.pos = torch.where(blocked.unsqueeze(-1), self.pos, cand)
+        reached = (self.pos == self.goal).all(-1)
+        if self.dense:
+            reward = -self.dist.gather(1, self._flat(self.pos)) / self.size
+        else:
+            reward = reached.float()
+        return reward, reached
