@@ -1,0 +1,254 @@
+"""Task families: Gymnasium compliance, equivalence with Gymnasium's CartPole, batched vs
+single-env equivalence, exact DP optimum on small grids, reproducible splits, bad input."""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import metadqn
+from metadqn.tasks import TaskError
+from metadqn.tasks.gridnav import bfs_distance
+
+FAMILY_VARIANTS = [
+    ("gridnav", {}),
+    ("gridnav", {"obstacles": 12, "start": "random", "reward": "sparse"}),
+    ("gridnav", {"size": 5, "start": "corner"}),
+    ("cartpole-physics", {}),
+    ("bandit", {}),
+    ("bandit", {"arms": 3, "horizon": 7}),
+]
+
+
+def test_registry_lists_the_three_families():
+    assert {"gridnav", "cartpole-physics", "bandit"} <= set(metadqn.list_families())
+
+
+@pytest.mark.parametrize("name,options", FAMILY_VARIANTS)
+def test_every_family_task_passes_check_env(name, options):
+    family = metadqn.make_family(name, **options)
+    for task in [family.default_task(), *family.sample_tasks(3, seed=1)]:
+        env = family.make_env(task)
+        check_env(env, skip_render_check=True)
+        assert isinstance(env, gym.Env)
+
+
+@pytest.mark.parametrize("name,options", FAMILY_VARIANTS)
+def test_split_is_reproducible_and_disjoint(name, options):
+    family = metadqn.make_family(name, **options)
+    train, test = family.split(10, 8, seed=3)
+    again_train, again_test = family.split(10, 8, seed=3)
+    assert [t.key() for t in train] == [t.key() for t in again_train]
+    assert [t.key() for t in test] == [t.key() for t in again_test]
+    keys = [t.key() for t in train + test]
+    assert len(set(keys)) == 18
+    other, _ = family.split(10, 8, seed=4)
+    assert [t.key() for t in other] != [t.key() for t in train]
+
+
+def test_split_asking_for_more_tasks_than_exist_is_a_clear_error():
+    family = metadqn.make_family("gridnav", size=3)  # 8 possible goals
+    with pytest.raises(TaskError, match="distinct tasks"):
+        family.split(6, 6)
+
+
+def _gym_cartpole(task):
+    env = gym.make("CartPole-v1").unwrapped
+    env.gravity, env.masscart, env.masspole, env.length = task["gravity"], task["masscart"], task["masspole"], task["length"]
+    env.force_mag = task["force_mag"] * task["force_sign"]
+    # CartPoleEnv derives these in __init__ only: they must be recomputed by hand
+    env.total_mass = env.masspole + env.masscart
+    env.polemass_length = env.masspole * env.length
+    return env
+
+
+def test_cartpole_equals_gymnasium_step_for_step():
+    family = metadqn.make_family("cartpole-physics")
+    tasks = [family.default_task(), *family.sample_tasks(5, seed=0)]
+    batched = family.make_batched(tasks, 4, seed=0, dtype=torch.float64)
+    batched.reset()
+    rng = np.random.default_rng(0)
+    refs = [_gym_cartpole(t) for t in tasks]
+    for _ in range(300):
+        state = batched.state.clone()
+        actions = torch.as_tensor(rng.integers(0, 2, size=(len(tasks), 4)))
+        out = batched.step(actions)
+        for i, ref in enumerate(refs):
+            for j in range(4):
+                ref.reset(seed=0)
+                ref.state = state[i, j].numpy().copy()
+                obs, reward, terminated, _, _ = ref.step(int(actions[i, j]))
+                np.testing.assert_allclose(out.next_obs[i, j].numpy(), obs, rtol=1e-6, atol=1e-6)
+                assert out.reward[i, j].item() == reward
+                assert bool(out.terminated[i, j]) == terminated
+
+
+def test_cartpole_setting_attributes_on_gymnasium_env_is_not_enough():
+    """The known bug: changing masspole on a made CartPoleEnv leaves derived terms stale."""
+    family = metadqn.make_family("cartpole-physics")
+    task = family.task(masspole=0.5)
+    naive = gym.make("CartPole-v1").unwrapped
+    naive.masspole = task["masspole"]  # total_mass / polemass_length keep the defaults
+    naive.reset(seed=0)
+    naive.state = np.array([0.0, 0.0, 0.1, 0.0])
+    naive_obs = naive.step(1)[0]
+    batched = family.make_batched([task], 1, seed=0, dtype=torch.float64)
+    batched.reset()
+    batched.state[:] = torch.tensor([0.0, 0.0, 0.1, 0.0], dtype=torch.float64)
+    ours = batched.step(torch.ones(1, 1, dtype=torch.long)).next_obs[0, 0].numpy()
+    assert not np.allclose(ours, naive_obs, atol=1e-6)
+
+
+def test_reversed_force_mirrors_the_push():
+    family = metadqn.make_family("cartpole-physics")
+    batched = family.make_batched([family.task(force_sign=1.0), family.task(force_sign=-1.0)], 1, seed=0)
+    batched.reset()
+    batched.state.zero_()
+    out = batched.step(torch.ones(2, 1, dtype=torch.long))
+    assert out.next_obs[0, 0, 1] > 0 > out.next_obs[1, 0, 1]
+
+
+def _set_state(batched, i, j, single):
+    """Copy environment (i, j)'s state of a batched env into a single TaskEnv."""
+    inner = single._batched
+    for name in ("state", "pos"):
+        if hasattr(batched, name):
+            getattr(inner, name)[0, 0] = getattr(batched, name)[i, j]
+    inner.elapsed[0, 0] = batched.elapsed[i, j]
+
+
+@pytest.mark.parametrize("name,options", [("gridnav", {}), ("gridnav", {"obstacles": 10, "start": "random"}),
+                                          ("cartpole-physics", {}), ("bandit", {})])
+def test_batched_equals_single_env(name, options):
+    family = metadqn.make_family(name, **options)
+    tasks = family.sample_tasks(4, seed=2)
+    if name == "bandit":  # deterministic arms so the reward draw does not depend on the RNG stream
+        tasks = [family.task(means=[0.0, 1.0, 0.0, 1.0, 1.0]), family.task(means=[1.0, 0.0, 1.0, 0.0, 0.0])]
+    batched = family.make_batched(tasks, 3, seed=5, dtype=torch.float64)
+    obs = batched.reset()
+    singles = [[family.make_env(t) for _ in range(3)] for t in tasks]
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        for i, row in enumerate(singles):
+            for j, env in enumerate(row):
+                env.reset(seed=0)
+                _set_state(batched, i, j, env)
+        actions = torch.as_tensor(rng.integers(0, batched.n_actions, size=batched.batch_shape))
+        out = batched.step(actions)
+        for i, row in enumerate(singles):
+            for j, env in enumerate(row):
+                s_obs, s_rew, s_term, s_trunc, _ = env.step(int(actions[i, j]))
+                np.testing.assert_allclose(out.next_obs[i, j].numpy(), s_obs, rtol=1e-6, atol=1e-6)
+                assert math.isclose(out.reward[i, j].item(), s_rew, abs_tol=1e-6)
+                assert (bool(out.terminated[i, j]), bool(out.truncated[i, j])) == (s_term, s_trunc)
+        obs = out.obs
+    assert obs.shape == (len(tasks), 3, *family.observation_space.shape)
+
+
+def test_batched_env_auto_resets_and_reports_episode_returns():
+    family = metadqn.make_family("bandit", arms=2, horizon=5)
+    batched = family.make_batched([family.task(means=[1.0, 0.0])], 2, seed=0)
+    batched.reset()
+    for t in range(5):
+        out = batched.step(torch.zeros(1, 2, dtype=torch.long))
+    assert out.terminated.all() and (out.episode_return == 5).all() and (out.episode_length == 5).all()
+    assert (out.obs == 0).all() and (out.next_obs == 1).all()  # next_obs is terminal, obs is reset
+
+
+def _brute_force_optimum(family, task):
+    """Best undiscounted return by exhaustive search over action sequences (tiny grids)."""
+    env = family.make_env(task)
+    best = -math.inf
+
+    def search(prefix):
+        nonlocal best
+        env.reset(seed=0)
+        total, over = 0.0, False
+        for a in prefix:
+            _, r, term, trunc, _ = env.step(a)
+            total += r
+            if term or trunc:
+                over = True
+                break
+        if over or len(prefix) == family.max_episode_steps:
+            best = max(best, total)
+            return
+        for a in range(4):
+            search(prefix + [a])
+
+    search([])
+    return best
+
+
+@pytest.mark.parametrize("options", [{"size": 3, "horizon": 5}, {"size": 3, "horizon": 5, "reward": "sparse"},
+                                     {"size": 4, "horizon": 6, "obstacles": 3, "start": "corner"}])
+def test_value_iteration_matches_exhaustive_search_on_small_grids(options):
+    family = metadqn.make_family("gridnav", **options)
+    for task in family.sample_tasks(3, seed=0):
+        assert family.oracle_return(task) == pytest.approx(_brute_force_optimum(family, task), abs=1e-6)
+
+
+def test_gridnav_oracle_is_shortest_path_and_random_is_worse():
+    family = metadqn.make_family("gridnav")
+    for task in family.sample_tasks(5, seed=0):
+        d = int(bfs_distance(family.walls(task), tuple(task["goal"]))[family.start_cell()])
+        # dense reward: -(d-1)/N - ... - 1/N - 0 along the shortest path
+        assert family.oracle_return(task) == pytest.approx(-d * (d - 1) / 2 / family.size)
+        assert family.random_return(task) < family.oracle_return(task)
+
+
+def test_bandit_reference_returns():
+    family = metadqn.make_family("bandit", arms=3, horizon=10)
+    task = family.task(means=[0.2, 0.5, 0.8])
+    assert family.oracle_return(task) == pytest.approx(8.0)
+    assert family.random_return(task) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: metadqn.make_family("nope"), "unknown task family 'nope'"),
+    (lambda: metadqn.make_family("gridnav", sise=8), "unknown option"),
+    (lambda: metadqn.make_family("gridnav", start="middle"), "start must be one of"),
+    (lambda: metadqn.make_family("cartpole-physics").task(gravty=9.8), "unknown parameter"),
+    (lambda: metadqn.make_family("cartpole-physics").task(gravity=100.0), "out of range"),
+    (lambda: metadqn.make_family("cartpole-physics").task(force_sign=0.5), "must be one of"),
+    (lambda: metadqn.make_family("gridnav").task(goal=[4, 4]), "start cell"),
+    (lambda: metadqn.make_family("gridnav").task(goal=[9, 1]), "out of range"),
+    (lambda: metadqn.make_family("gridnav").task(goal=3), "shape"),
+    (lambda: metadqn.make_family("bandit").task(means=[0.5, float("nan"), 0, 0, 0]), "finite"),
+    (lambda: metadqn.make_family("gridnav", ranges={"gaol": (0, 1)}), "unknown parameter"),
+])
+def test_bad_input_gets_a_clear_error(call, match):
+    with pytest.raises(TaskError, match=match):
+        call()
+
+
+def test_wrong_actions_get_a_clear_error():
+    family = metadqn.make_family("gridnav")
+    batched = family.make_batched(family.sample_tasks(2), 3)
+    batched.reset()
+    with pytest.raises(TaskError, match=r"shape \[task, env\] = \[2, 3\]"):
+        batched.step(torch.zeros(3, 2, dtype=torch.long))
+    with pytest.raises(TaskError, match="integers"):
+        batched.step(torch.zeros(2, 3))
+    with pytest.raises(TaskError, match=r"\[0, 3\]"):
+        batched.step(torch.full((2, 3), 4))
+    env = family.make_env()
+    env.reset(seed=0)
+    with pytest.raises(TaskError, match="not in Discrete"):
+        env.step(7)
+
+
+def test_ranges_option_restricts_sampling():
+    family = metadqn.make_family("cartpole-physics", ranges={"gravity": (9.0, 10.0)})
+    assert all(9.0 <= t["gravity"] <= 10.0 for t in family.sample_tasks(20, seed=0))
+
+
+def test_gridnav_render_shows_agent_goal_and_walls():
+    family = metadqn.make_family("gridnav", obstacles=5)
+    env = family.make_env(family.sample_tasks(1, seed=0)[0], render_mode="ansi")
+    env.reset(seed=0)
+    text = env.render()
+    assert text.count("A") == 1 and text.count("G") == 1 and text.count("#") == 5
