@@ -36,20 +36,20 @@ class DQNConfig:
     total_steps: int = 50_000          # environment steps to train for
     n_envs: int = 8                    # environments per task, stepped together
     net: NetSpec = field(default_factory=NetSpec)
-    lr: float = 1e-3                   # Adam step size
-    batch_size: int = 128              # transitions per task per gradient step
+    lr: float = 2.3e-3                 # Adam step size
+    batch_size: int = 64               # transitions per task per gradient step
     buffer_size: int = 50_000          # replay capacity per task (transitions)
     learning_starts: int = 1_000       # environment steps before the first update
-    updates_per_step: float = 0.25     # gradient steps per environment step
+    updates_per_step: float = 0.5      # gradient steps per environment step
     gamma: float = 0.99                # discount
     n_step: int = 3                    # n-step returns (1 = plain TD)
     double: bool = True                # Double DQN targets
     loss: str = "huber"                # huber or mse
-    target_update: int = 250           # gradient steps between target-network copies
+    target_update: int = 128           # gradient steps between target-network copies
     grad_clip: float = 10.0            # max gradient norm (0 = off)
     eps_start: float = 1.0             # epsilon at the start
-    eps_end: float = 0.05              # epsilon after the decay
-    eps_fraction: float = 0.2          # fraction of training over which epsilon decays
+    eps_end: float = 0.04              # epsilon after the decay
+    eps_fraction: float = 0.16         # fraction of training over which epsilon decays
     eval_every: int = 5_000            # environment steps between greedy evaluations (0 = off)
     eval_episodes: int = 10            # episodes per task in each evaluation
     keep_best: bool = True             # keep the parameters with the best greedy evaluation

@@ -10,13 +10,12 @@ returns) without re-collecting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 
-@dataclass
-class Batch:
+class Batch(NamedTuple):
     """A sampled batch, every tensor ``[task, batch, ...]``.
 
     The TD target for each row is ``returns + discount * V(next_obs)``: ``returns`` is the

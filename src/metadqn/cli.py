@@ -1,0 +1,223 @@
+"""The ``metadqn`` command line: a thin layer over the Python API.
+
+Errors a user can cause (unknown family, bad parameter, malformed config, corrupt
+checkpoint, diverging loss) print one line naming the problem and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
+from .tasks import TaskError, list_families, make_family
+
+USER_ERRORS = (TaskError, ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, ValueError)
+
+
+def _family_options(args: argparse.Namespace) -> dict[str, Any]:
+    if not getattr(args, "family_options", None):
+        return {}
+    try:
+        opts = json.loads(args.family_options)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--family-options must be a JSON object: {e}") from None
+    if not isinstance(opts, dict):
+        raise ConfigError("--family-options must be a JSON object")
+    return opts
+
+
+def _parse_task(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        task = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskError(f"--task must be a JSON object of task parameters: {e}") from None
+    if not isinstance(task, dict):
+        raise TaskError("--task must be a JSON object of task parameters, e.g. '{\"goal\": [3, 5]}'")
+    return task
+
+
+def _resolve_config(cls: type, args: argparse.Namespace, explicit: dict[str, Any]) -> Any:
+    data = load_json(args.config) if getattr(args, "config", None) else {}
+    data.update({k: v for k, v in explicit.items() if v is not None})
+    data = apply_overrides(data, getattr(args, "set", None) or [])
+    return from_dict(cls, data)
+
+
+def cmd_families(args: argparse.Namespace) -> int:
+    described = [make_family(name).describe() for name in list_families()]
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title="metadqn task families")
+    for col in ("family", "description", "parameters (range)", "obs", "actions"):
+        table.add_column(col)
+    for d in described:
+        params = "\n".join(f"{p['name']}: " + (f"{p['choices']}" if "choices" in p else f"[{p['low']:g}, {p['high']:g}]")
+                           + (f" x{p['shape']}" if p["shape"] else "") for p in d["parameters"])
+        table.add_row(d["name"], d["description"], params, str(d["observation_space"]["shape"]),
+                      str(d["action_space"]["n"]))
+    Console().print(table)
+    return 0
+
+
+def cmd_dqn(args: argparse.Namespace) -> int:
+    from .agents import DQN, DQNConfig
+    family = make_family(args.family, **_family_options(args))
+    config = _resolve_config(DQNConfig, args, {"total_steps": args.steps, "seed": args.seed, "device": args.device})
+    task = _parse_task(args.task)
+    agent = DQN(family, task, config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"family": family.name, "family_options": family.options,
+                                                 "task": agent.tasks[0].to_dict()["params"],
+                                                 "dqn": to_dict(agent.config)}, indent=2))
+    agent.learn(out_dir=out, progress=not args.quiet)
+    returns = agent.evaluate(episodes=args.eval_episodes, seed=config.seed + 777)
+    mean = float(returns.mean())
+    print(f"greedy return over {returns.numel()} episodes: {mean:.1f} ± {float(returns.std()):.1f} "
+          f"({config.total_steps} env steps, {agent.train_seconds:.0f} s)")
+    print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
+    return 0
+
+
+def _print_adaptation(summary: dict[str, Any], label: str) -> None:
+    steps = list(summary["return"])
+    line = "  ".join(f"k={k}: {summary['return'][k]:.2f}" for k in steps)
+    print(f"{label} greedy return  {line}")
+    if "nr" in summary:
+        print(f"{label} normalized     " + "  ".join(f"k={k}: {summary['nr'][k]:.2f}" for k in steps))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import MAMLDQN, MetaConfig, summarize
+    family = make_family(args.family, **_family_options(args))
+    out = Path(args.out)
+    if args.resume:
+        learner = MAMLDQN.load(out / "checkpoint.safetensors", device=args.device)
+        if args.iterations is not None:
+            learner.config.iterations = args.iterations
+        train_tasks, test_tasks = learner.train_tasks, learner.test_tasks
+        print(f"resuming {out} at iteration {learner.iteration}/{learner.config.iterations}")
+    else:
+        config = _resolve_config(MetaConfig, args, {"algo": args.algo, "iterations": args.iterations,
+                                                    "seed": args.seed, "device": args.device})
+        train_tasks, test_tasks = family.split(config.n_train_tasks, config.n_test_tasks, seed=config.split_seed)
+        learner = MAMLDQN(family, config)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(
+            {"family": family.name, "family_options": family.options, "meta": to_dict(config),
+             "train_tasks": [dict(t.params) for t in train_tasks],
+             "test_tasks": [dict(t.params) for t in test_tasks]}, indent=2))
+    learner.meta_train(train_tasks, learner.config.iterations, test_tasks, out_dir=out, progress=not args.quiet)
+    print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
+    if test_tasks:
+        k = learner.config.inner_steps
+        res = learner.adaptation_returns(test_tasks, steps=sorted({0, 1, k}), runs=learner.config.eval_runs, seed=99)
+        _print_adaptation(summarize(res), f"held-out ({len(test_tasks)} tasks)")
+    return 0
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from .dqn import greedy_returns
+    from .train import MAMLDQN
+    learner = MAMLDQN.load(Path(args.run), device=args.device)
+    task = learner.family.validate_task(_parse_task(args.task) or learner.family.default_task())
+    steps = args.steps if args.steps is not None else learner.config.inner_steps
+    before = {k: v.detach() for k, v in learner.params.items()}
+    after = learner.adapt(task, episodes=args.episodes, steps=steps, seed=args.seed)
+    kw = dict(episodes=args.eval_episodes, device=learner.device, seed=args.seed + 1)
+    r0 = float(greedy_returns(learner.family, [task], learner.net, before, **kw).mean())
+    r1 = float(greedy_returns(learner.family, [task], learner.net, after, **kw).mean())
+    print(f"task {json.dumps(dict(task.params))}")
+    print(f"greedy return before adaptation: {r0:.2f}")
+    print(f"greedy return after {steps} step(s) on {args.episodes} episode(s): {r1:.2f}")
+    oracle = learner.family.oracle_return(task)
+    if oracle is not None:
+        print(f"oracle return: {oracle:.2f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    argv = ["train", "--family", args.family, "--out", args.out, "--iterations", str(args.iterations)]
+    if args.quiet:
+        argv.append("--quiet")
+    print(f"metadqn demo: meta-training MAML-DQN on {args.family}, then adapting on held-out tasks")
+    return main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metadqn", description="Meta-reinforcement learning with MAML-DQN")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("families", help="list task families and their parameters")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_families)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--family", default="cartpole-physics", help="task family (see `metadqn families`)")
+        p.add_argument("--family-options", help="JSON object of family options, e.g. '{\"obstacles\": 8}'")
+        p.add_argument("--config", help="JSON file with config values")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config value (repeatable)")
+        p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--device", default=None, help="cpu or cuda")
+        p.add_argument("--out", required=True, help="run directory")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("dqn", help="train single-task DQN")
+    common(p)
+    p.add_argument("--task", help="task parameters as JSON (default: the family's default task)")
+    p.add_argument("--steps", type=int, default=None, help="environment steps (config total_steps)")
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.set_defaults(func=cmd_dqn)
+
+    p = sub.add_parser("train", help="meta-train MAML-DQN / FOMAML / Reptile / Meta-SGD")
+    common(p)
+    p.set_defaults(family="gridnav")
+    p.add_argument("--algo", choices=["maml", "fomaml", "reptile", "metasgd"], default=None)
+    p.add_argument("--iterations", type=int, default=None, help="meta-updates (config iterations)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("adapt", help="adapt a meta-trained Q-network to one task")
+    p.add_argument("run", help="run directory (or checkpoint file) written by `metadqn train`")
+    p.add_argument("--task", help="task parameters as JSON, e.g. '{\"goal\": [3, 5]}'")
+    p.add_argument("--episodes", type=int, default=1, help="episodes of new-task data")
+    p.add_argument("--steps", type=int, default=None, help="gradient steps (default: the run's inner_steps)")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_adapt)
+
+    p = sub.add_parser("demo", help="meta-train on the default family and report held-out adaptation")
+    p.add_argument("--family", default="gridnav")
+    p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as e:
+        print(f"metadqn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"metadqn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The command line: families, dqn, train/adapt/resume, and clear errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from metadqn.cli import main
+
+
+def run(*argv):
+    return subprocess.run([sys.executable, "-m", "metadqn.cli", *argv], capture_output=True, text=True)
+
+
+def test_families_json_lists_families_with_parameter_ranges():
+    out = run("families", "--json")
+    assert out.returncode == 0
+    data = {d["name"]: d for d in json.loads(out.stdout)}
+    assert {"gridnav", "cartpole-physics", "bandit"} <= set(data)
+    gravity = next(p for p in data["cartpole-physics"]["parameters"] if p["name"] == "gravity")
+    assert gravity["low"] < 9.8 < gravity["high"]
+    assert data["gridnav"]["action_space"]["n"] == 4
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["dqn", "--family", "nope", "--out", "x"], "unknown task family 'nope'"),
+    (["dqn", "--family", "gridnav", "--task", "{\"goal\": [99, 1]}", "--out", "x"], "out of range"),
+    (["dqn", "--family", "gridnav", "--task", "[1,", "--out", "x"], "--task must be a JSON object"),
+    (["train", "--set", "inner_lr=-3", "--out", "x"], "inner_lr must be a positive"),
+    (["train", "--set", "colour=blue", "--out", "x"], "unknown key"),
+    (["adapt", "no/such/run"], "no checkpoint"),
+])
+def test_bad_input_prints_one_clear_line_and_exits_2(argv, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = run(*argv)
+    assert out.returncode == 2
+    assert match in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_train_adapt_and_resume_end_to_end(tmp_path, capsys):
+    run_dir = tmp_path / "nav"
+    base = ["train", "--family", "gridnav", "--family-options", "{\"size\": 5}", "--out", str(run_dir), "--quiet",
+            "--set", "n_train_tasks=4", "--set", "n_test_tasks=2", "--set", "envs_per_task=2",
+            "--set", "eval_every=2", "--set", "eval_runs=1", "--set", "checkpoint_every=2", "--set", "net.hidden=[16]"]
+    assert main([*base, "--iterations", "2"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["meta"]["n_train_tasks"] == 4 and len(config["test_tasks"]) == 2
+    assert main(["train", "--out", str(run_dir), "--resume", "--iterations", "4", "--quiet"]) == 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    capsys.readouterr()
+    assert main(["adapt", str(run_dir), "--task", "{\"goal\": [0, 0]}", "--steps", "2", "--eval-episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "before adaptation" in out and "after 2 step(s)" in out and "oracle return" in out
+
+
+def test_dqn_command_writes_checkpoint_config_and_metrics(tmp_path, capsys):
+    out_dir = tmp_path / "dqn"
+    assert main(["dqn", "--family", "gridnav", "--out", str(out_dir), "--steps", "800", "--quiet",
+                 "--set", "eval_every=400"]) == 0
+    assert (out_dir / "checkpoint.safetensors").exists()
+    assert json.loads((out_dir / "config.json").read_text())["dqn"]["total_steps"] == 800
+    assert len((out_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    assert "greedy return" in capsys.readouterr().out

@@ -1,0 +1,146 @@
+"""DQN core: replay n-step returns, TD targets, learning on small tasks, checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+import metadqn
+from metadqn.agents import DQN
+from metadqn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from metadqn.dqn import epsilon_greedy, td_loss
+from metadqn.nets import NetSpec, build_qnet, init_params
+from metadqn.replay import Batch, TaskReplay
+
+
+def _fill(replay, rewards, dones, terms):
+    for t, (r, d, term) in enumerate(zip(rewards, dones, terms)):
+        obs = torch.full((1, 1, 1), float(t))
+        replay.add(obs, torch.zeros(1, 1, dtype=torch.long), torch.tensor([[r]]), obs + 1,
+                   torch.tensor([[term]]), torch.tensor([[d]]))
+
+
+def test_replay_n_step_returns_stop_at_episode_end_and_newest_data():
+    replay = TaskReplay(1, 1, 16, (1,))
+    #          t: 0    1    2     3    4    5
+    rewards = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    dones = [False, False, True, False, False, False]   # episode ends (terminated) at t=2
+    _fill(replay, rewards, dones, dones)
+    g = 0.5
+    batch = replay.sample(512, n_step=3, gamma=g, generator=torch.Generator().manual_seed(0))
+    start = batch.obs[0, :, 0].long()
+    for i, t in enumerate(start.tolist()):
+        want = {0: (1 + g * 2 + g * g * 3, 0.0, 3),   # window hits the terminal step: no bootstrap
+                1: (2 + g * 3, 0.0, 3),
+                2: (3.0, 0.0, 3),
+                3: (4 + g * 5 + g * g * 6, g ** 3, 6),
+                4: (5 + g * 6, g ** 2, 6),            # cut at the newest data: bootstrap from t=5's next
+                5: (6.0, g, 6)}[t]
+        assert batch.returns[0, i].item() == pytest.approx(want[0])
+        assert batch.discount[0, i].item() == pytest.approx(want[1])
+        assert batch.next_obs[0, i, 0].item() == want[2]
+    assert set(start.tolist()) == set(range(6))
+
+
+def test_replay_samples_every_task_in_one_call():
+    replay = TaskReplay(3, 2, 10, (2,))
+    for t in range(7):
+        obs = torch.arange(3).float().view(3, 1, 1).expand(3, 2, 2) * 100 + t
+        replay.add(obs, torch.zeros(3, 2, dtype=torch.long), torch.ones(3, 2), obs, torch.zeros(3, 2, dtype=torch.bool),
+                   torch.zeros(3, 2, dtype=torch.bool))
+    batch = replay.sample(50, generator=torch.Generator().manual_seed(0))
+    assert batch.obs.shape == (3, 50, 2)
+    for task in range(3):  # rows of task i come from task i; only the last 5 steps survive the ring
+        assert ((batch.obs[task, :, 0] // 100) == task).all()
+        assert ((batch.obs[task, :, 0] % 100) >= 2).all()
+    assert len(replay) == 10
+
+
+def test_td_loss_matches_hand_computed_double_dqn_target():
+    net = build_qnet(NetSpec(hidden=(8,)), (2,), 3)
+    params = init_params(net, 0)
+    target = init_params(net, 1)
+    gen = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn(6, 2, generator=gen), torch.randint(0, 3, (6,), generator=gen),
+                  torch.randn(6, generator=gen), torch.randn(6, 2, generator=gen), torch.tensor([0.99, 0, 0.5, 1, 0.9, 0.1]))
+    with torch.no_grad():
+        q = net.functional(params, batch.obs)[torch.arange(6), batch.action]
+        a_star = net.functional(params, batch.next_obs).argmax(-1)
+        y = batch.returns + batch.discount * net.functional(target, batch.next_obs)[torch.arange(6), a_star]
+        y_plain = batch.returns + batch.discount * net.functional(target, batch.next_obs).max(-1).values
+    assert td_loss(net, params, target, batch, double=True, loss="mse").item() == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-6)
+    assert td_loss(net, params, target, batch, double=False, loss="mse").item() == pytest.approx(((q - y_plain) ** 2).mean().item(), rel=1e-6)
+
+
+def test_epsilon_greedy_explores_at_the_given_rate():
+    q = torch.zeros(1000, 4)
+    q[:, 2] = 1.0
+    actions = epsilon_greedy(q, 0.4, torch.Generator().manual_seed(0))
+    non_greedy = (actions != 2).float().mean().item()
+    assert non_greedy == pytest.approx(0.4 * 3 / 4, abs=0.05)
+    assert (epsilon_greedy(q, 0.0) == 2).all()
+
+
+def test_cnn_qnet_handles_image_batches_with_leading_axes():
+    net = build_qnet(NetSpec(kind="cnn", channels=(4,), hidden=(16,)), (3, 5, 5), 4)
+    out = net(torch.randn(2, 7, 3, 5, 5))
+    assert out.shape == (2, 7, 4)
+    with pytest.raises(ValueError, match="image observations"):
+        build_qnet(NetSpec(kind="cnn"), (4,), 2)
+
+
+def test_dqn_learns_gridnav_to_near_optimal():
+    family = metadqn.make_family("gridnav", size=5)
+    task = family.task(goal=[0, 4])
+    agent = DQN(family, task, total_steps=6000, n_envs=8, learning_starts=500, eval_every=2000, seed=0)
+    agent.learn(progress=False)
+    ret = agent.evaluate(episodes=5).mean().item()
+    # random play earns about -5.4 here; the optimum is -0.4 (three steps at distance 2, 1, 0)
+    assert family.random_return(task) < -5
+    assert ret >= family.oracle_return(task) - 0.5
+
+
+def test_dqn_learns_cartpole_in_a_short_run():
+    agent = DQN("cartpole-physics", total_steps=15_000, eval_every=2500, seed=0)
+    agent.learn(progress=False)
+    ret = agent.evaluate(episodes=10, seed=123).mean().item()
+    assert ret >= 150, ret  # random play lasts about 22 steps
+
+
+def test_dqn_save_load_roundtrip(tmp_path):
+    agent = DQN("gridnav", total_steps=500, eval_every=0, seed=0)
+    agent.learn(progress=False)
+    agent.save(tmp_path / "a.safetensors")
+    loaded = DQN.load(tmp_path / "a.safetensors")
+    obs = np.random.default_rng(0).random((20, 2)).astype(np.float32)
+    assert (loaded.predict(obs) == agent.predict(obs)).all()
+
+
+def test_checkpoint_errors_are_clear_and_never_unpickle(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x80\x04not a safetensors file")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(corrupt)
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="not a metadqn checkpoint"):
+        load_checkpoint(tmp_path / "foreign.safetensors")
+    save_checkpoint(tmp_path / "dqn.safetensors", {"w": torch.zeros(2)}, {"kind": "dqn"})
+    with pytest.raises(CheckpointError, match="expected 'maml-dqn'"):
+        load_checkpoint(tmp_path / "dqn.safetensors", kind="maml-dqn")
+
+
+def test_checkpoint_save_is_atomic_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": torch.ones(2)}, {"kind": "dqn"})
+    import metadqn.checkpoint as ck
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(ck, "save_file", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"w": torch.zeros(2)}, {"kind": "dqn"})
+    tensors, _ = load_checkpoint(path)
+    assert torch.equal(tensors["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]
