@@ -334,9 +334,7 @@ class MAMLDQN:
         where NR = (R − R_random) / (R_oracle − R_random) when the family knows both.
         """
         tasks = [self.family.validate_task(t) for t in tasks]
-        gen_state = self.generator.get_state()
         adapted = self._adapt_instances(tasks, runs, episodes, steps, seed)
-        self.generator.set_state(gen_state)
         instances = [t for t in tasks for _ in range(runs)]
         returns = {}
         for k, params in zip(steps, adapted):
