@@ -174,3 +174,35 @@ def test_task_weights_change_the_meta_update(weights):
     runs = [MAMLDQN(family, **_tiny(iterations=2, eval_every=0, task_weights=w)).meta_train(train, progress=False)
             for w in ("uniform", weights)]
     assert any(not torch.equal(runs[0].params[k], runs[1].params[k]) for k in runs[0].params)
+
+
+def test_context_only_inner_loop_matches_explicit_loop_and_leaves_the_body_alone():
+    torch.manual_seed(1)
+    net = build_qnet(NetSpec(hidden=(16,), activation="tanh", context=3), (OBS,), A).double()
+    params = {k: (v.double() + (0.1 if k == "context" else 0.0)).requires_grad_() for k, v in init_params(net, 1).items()}
+    _, _, _, support, query = _setup()
+    loss, _, adapted = maml_loss(net, params, support, query, 0.7, 2, False, keys=["context"], double=False)
+    for k in params:
+        if k != "context":
+            assert torch.equal(adapted[k][0], params[k].detach())
+    assert not torch.allclose(adapted["context"][0], params["context"].detach())
+    got = torch.autograd.grad(loss, list(params.values()))
+    total = 0.0
+    for i in range(T):
+        ctx = params["context"]
+        for _ in range(2):
+            p = {**params, "context": ctx}
+            (g,) = torch.autograd.grad(td_loss(net, p, None, support.task(i), double=False), [ctx], create_graph=True)
+            ctx = ctx - 0.7 * g
+        total = total + td_loss(net, {**params, "context": ctx}, None, query.task(i), double=False)
+    want = torch.autograd.grad(total / T, list(params.values()))
+    assert _rel_err(got, want) < 1e-6
+
+
+def test_inner_params_choices_are_validated():
+    with pytest.raises(ValueError, match="net.context"):
+        MAMLDQN("gridnav", inner_params="context")
+    with pytest.raises(ValueError, match="reptile"):
+        MAMLDQN("gridnav", algo="reptile", inner_params="head")
+    learner = MAMLDQN("gridnav", inner_params="head", algo="metasgd")
+    assert set(learner.inner_lrs) == {"fcs.2.weight", "fcs.2.bias"}

@@ -146,12 +146,60 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{name} must list at least one integer")
+    return values
+
+
+def _test_tasks(learner: Any, n: int | None) -> list[Any]:
+    """The run's held-out tasks, or ``n`` of them drawn with the run's split seed (the
+    split draws training tasks first, so a larger test set keeps the same training tasks)."""
+    if n is None or n == len(learner.test_tasks):
+        return list(learner.test_tasks)
+    train, test = learner.family.split(len(learner.train_tasks), n, seed=learner.config.split_seed)
+    if [t.key() for t in train] != [t.key() for t in learner.train_tasks]:
+        raise ConfigError("this run's training tasks do not come from its split seed; cannot draw more test tasks")
+    return test
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import EvalConfig, evaluate
+    from .report import headline, write_report
+    from .train import MAMLDQN
+    run = Path(args.run)
+    learner = MAMLDQN.load(run, device=args.device)
+    baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
+    config = EvalConfig(seeds=args.seeds, budgets=_int_list(args.budgets, "--budgets"),
+                        steps=_int_list(args.steps, "--steps"), eval_episodes=args.eval_episodes,
+                        baselines=baselines, multitask_steps=args.multitask_steps, oracle_steps=args.oracle_steps,
+                        seed=args.seed)
+    tasks = _test_tasks(learner, args.n_test_tasks)
+    result = evaluate(learner, tasks, config=config, progress=not args.quiet)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    report_dir = run if run.is_dir() else run.parent
+    path = write_report(result, report_dir)
+    print(f"report: {path}")
+    for line in headline(result):
+        print(f"  {line}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    argv = ["train", "--family", args.family, "--out", args.out, "--iterations", str(args.iterations)]
-    if args.quiet:
-        argv.append("--quiet")
-    print(f"metadqn demo: meta-training MAML-DQN on {args.family}, then adapting on held-out tasks")
-    return main(argv)
+    quiet = ["--quiet"] if args.quiet else []
+    print(f"metadqn demo: meta-training MAML-DQN on {args.family}, then evaluating it against the baselines "
+          "on held-out tasks")
+    code = main(["train", "--family", args.family, "--out", args.out, "--iterations", str(args.iterations),
+                 *[x for kv in args.set or [] for x in ("--set", kv)], *quiet])
+    if code:
+        return code
+    return main(["evaluate", args.out, "--seeds", str(args.seeds), *quiet])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,9 +245,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_adapt)
 
-    p = sub.add_parser("demo", help="meta-train on the default family and report held-out adaptation")
+    p = sub.add_parser("evaluate", help="held-out adaptation of a run vs baselines: JSON, report.md, plots")
+    p.add_argument("run", help="run directory (or checkpoint file) written by `metadqn train`")
+    p.add_argument("--baselines", default="multitask,scratch,oracle",
+                   help="comma-separated subset of multitask,scratch,oracle ('' for none)")
+    p.add_argument("--n-test-tasks", type=int, default=None, help="held-out tasks (default: the run's own)")
+    p.add_argument("--seeds", type=int, default=5, help="independent adaptations per task")
+    p.add_argument("--budgets", default="1,2,5,10", help="new-task episodes, comma-separated")
+    p.add_argument("--steps", default="0,1,3,10", help="gradient steps, comma-separated")
+    p.add_argument("--eval-episodes", type=int, default=5, help="greedy episodes per adapted policy")
+    p.add_argument("--multitask-steps", type=int, default=None,
+                   help="env steps of the multi-task DQN (default: as many as meta-training used)")
+    p.add_argument("--oracle-steps", type=int, default=30_000,
+                   help="per-task DQN env steps where the family knows no exact optimum")
+    p.add_argument("--json", help="also write the results JSON here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="meta-train on the default family, evaluate against baselines, write a report")
     p.add_argument("--family", default="gridnav")
     p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one meta-training config value")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)

@@ -5,7 +5,7 @@ run for one network, inside ``torch.func.grad`` and under ``vmap`` over a task a
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import vmap
 
 from .nets import Params, q_values
-from .replay import Batch
+from .replay import Batch, TaskReplay
 from .tasks import Task, TaskFamily
 
 LOSSES = ("huber", "mse")
@@ -99,3 +99,27 @@ def greedy_returns(family: TaskFamily, tasks: Sequence[Task], net: nn.Module, pa
         finished |= out.done
         obs = out.obs
     return returns
+
+
+@torch.no_grad()
+def collect(env: Any, buffer: TaskReplay, q_fn: Callable[[torch.Tensor], torch.Tensor], epsilon: float,
+            steps: int, generator: torch.Generator | None = None) -> float:
+    """Fresh episodes in every ``[task, env]`` of ``env``, ``steps`` steps of epsilon-greedy
+    actions on ``q_fn(obs [task, env, ...]) -> [task, env, A]``, stored with one buffer row
+    per ``[task, env]`` instance (the buffer is cleared first). Returns the mean return of
+    the episodes that finished."""
+    buffer.clear()
+    obs = env.reset()
+    n = env.n_tasks * env.envs_per_task
+    total = torch.zeros((), device=obs.device)
+    count = torch.zeros((), device=obs.device)
+    for _ in range(steps):
+        actions = epsilon_greedy(q_fn(obs), epsilon, generator)
+        out = env.step(actions)
+        buffer.add(obs.reshape(n, 1, *obs.shape[2:]), actions.reshape(n, 1), out.reward.reshape(n, 1),
+                   out.next_obs.reshape(n, 1, *obs.shape[2:]), out.terminated.reshape(n, 1),
+                   out.done.reshape(n, 1))
+        total += (out.episode_return * out.done).sum()
+        count += out.done.sum()
+        obs = out.obs
+    return float(total / count.clamp_min(1))

@@ -28,12 +28,16 @@ class NetSpec:
     hidden: widths of the fully connected hidden layers.
     channels: conv channels (3x3, stride 1, padding 1), cnn only.
     activation: one of relu, tanh, elu, silu.
+    context: size of a task-context vector (CAVIA-style) fed to the first fully connected
+        layer next to the observation features; a parameter named ``context``, initialised to
+        zero, that the inner loop can adapt alone (``inner_params="context"``). 0 = none.
     """
 
     kind: str = "mlp"
     hidden: tuple[int, ...] = (64, 64)
     channels: tuple[int, ...] = field(default=(16, 32))
     activation: str = "relu"
+    context: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -42,6 +46,9 @@ class NetSpec:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
         self.channels = tuple(int(c) for c in self.channels)
+        self.context = int(self.context)
+        if self.context < 0:
+            raise ValueError(f"context must be >= 0, got {self.context}")
         if any(h < 1 for h in self.hidden + self.channels):
             raise ValueError(f"layer widths must be >= 1, got hidden={self.hidden} channels={self.channels}")
 
@@ -78,6 +85,9 @@ class QNet(nn.Module):
             width = 1
             for d in self.obs_shape:
                 width *= d
+        if spec.context:
+            self.context = nn.Parameter(torch.zeros(spec.context))
+            width += spec.context
         self.fcs = nn.ModuleList()
         for h in (*spec.hidden, self.n_actions):
             self.fcs.append(nn.Linear(width, h))
@@ -90,6 +100,8 @@ class QNet(nn.Module):
         for i in range(len(self.convs)):
             x = self.act(F.conv2d(x, params[f"convs.{i}.weight"], params[f"convs.{i}.bias"], padding=1))
         x = x.flatten(1)
+        if self.spec.context:
+            x = torch.cat((x, params["context"].expand(x.shape[0], -1)), dim=1)
         last = len(self.fcs) - 1
         for i in range(last + 1):
             x = F.linear(x, params[f"fcs.{i}.weight"], params[f"fcs.{i}.bias"])
@@ -112,6 +124,9 @@ def init_params(net: nn.Module, seed: int) -> Params:
         for m in net.modules():
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+        if isinstance(getattr(net, "context", None), nn.Parameter):
+            with torch.no_grad():
+                net.context.zero_()
     return {k: v.detach().clone() for k, v in net.named_parameters()}
 
 

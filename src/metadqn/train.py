@@ -29,7 +29,7 @@ from torch.func import vmap
 from .checkpoint import (load_checkpoint, load_optimizer, optimizer_tensors, prefixed, save_checkpoint,
                          unprefixed)
 from .config import from_dict, to_dict
-from .dqn import LOSSES, epsilon_greedy, greedy_returns, td_loss
+from .dqn import LOSSES, collect, td_loss
 from .meta.maml import adapt_tasks, maml_loss
 from .meta.reptile import reptile_direction
 from .meta.weighting import task_weights, validate_weights
@@ -41,6 +41,7 @@ from .tasks import Task, TaskFamily, make_family
 
 ALGOS = ("maml", "fomaml", "reptile", "metasgd")
 TARGETS = ("adapted", "meta")
+INNER_PARAMS = ("all", "context", "head")
 
 
 @dataclass
@@ -57,11 +58,13 @@ class MetaConfig:
     query_episodes: int = 1                # post-adaptation data per instance for the outer loss
     inner_lr: float = 0.5                  # α (Meta-SGD: initial value of every per-element α)
     inner_steps: int = 1                   # gradient steps in the inner loop
+    inner_params: str = "all"              # what the inner loop adapts: all | context (CAVIA; needs net.context) | head
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
     support_batch: int = 64                # transitions sampled from the support per inner loss
     query_batch: int = 64                  # transitions sampled from the query per outer loss
     gamma: float = 0.99                    # discount
-    n_step: int = 0                        # n-step returns; 0 = Monte-Carlo (n = horizon)
+    n_step: int = 0                        # n-step returns of the outer (query) loss; 0 = Monte-Carlo (n = horizon)
+    inner_n_step: int = -1                 # n-step returns of the inner (support) loss; -1 = same as n_step
     double: bool = True                    # Double DQN targets where a target network is used
     loss: str = "huber"                    # huber or mse
     inner_target: str = "adapted"          # TD target in the inner loop: adapted (θ itself) or meta (target net)
@@ -91,6 +94,8 @@ class MetaConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number, got {v}")
+        if self.inner_n_step < -1:
+            raise ValueError(f"inner_n_step must be >= 0, or -1 for the same as n_step; got {self.inner_n_step}")
         if self.n_step < 0 or self.n_test_tasks < 0 or self.eval_every < 0 or self.checkpoint_every < 0:
             raise ValueError("n_step, n_test_tasks, eval_every and checkpoint_every must be >= 0")
         if not 0 <= self.gamma <= 1:
@@ -105,6 +110,13 @@ class MetaConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if isinstance(self.task_weights, str):
             validate_weights(self.task_weights, 0)
+        if self.inner_params not in INNER_PARAMS:
+            raise ValueError(f"inner_params must be one of {INNER_PARAMS}, got {self.inner_params!r}")
+        if self.inner_params == "context" and self.net.context < 1:
+            raise ValueError("inner_params='context' adapts a task-context vector: set net.context >= 1 "
+                             "(e.g. --set net.context=8)")
+        if self.algo == "reptile" and self.inner_params != "all":
+            raise ValueError("reptile moves every parameter toward the adapted ones: use inner_params='all'")
 
 
 class MAMLDQN:
@@ -126,10 +138,12 @@ class MAMLDQN:
                               int(self.family.action_space.n)).to(self.device)
         self.params: Params = {k: v.to(self.device).requires_grad_() for k, v in init_params(self.net, cfg.seed).items()}
         self.target: Params = {k: v.detach().clone() for k, v in self.params.items()}
+        self.inner_keys = self._inner_keys()
         self.inner_lrs: Params | None = None
         opt_params = list(self.params.values())
         if cfg.algo == "metasgd":
-            self.inner_lrs = {k: torch.full_like(v, cfg.inner_lr).requires_grad_() for k, v in self.params.items()}
+            self.inner_lrs = {k: torch.full_like(self.params[k], cfg.inner_lr).requires_grad_()
+                              for k in self.inner_keys}
             opt_params += list(self.inner_lrs.values())
         self.optimizer = torch.optim.Adam(opt_params, lr=cfg.outer_lr)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -139,6 +153,15 @@ class MAMLDQN:
         self._env_state: torch.Tensor | None = None
 
     # -- small helpers --------------------------------------------------------------------
+    def _inner_keys(self) -> list[str]:
+        which = self.config.inner_params
+        if which == "context":
+            return ["context"]
+        if which == "head":
+            last = max(int(k.split(".")[1]) for k in self.params if k.startswith("fcs."))
+            return [f"fcs.{last}.weight", f"fcs.{last}.bias"]
+        return list(self.params)
+
     @property
     def horizon(self) -> int:
         return self.family.max_episode_steps
@@ -146,6 +169,11 @@ class MAMLDQN:
     @property
     def n_step(self) -> int:
         return self.config.n_step or self.horizon
+
+    @property
+    def inner_n_step(self) -> int:
+        n = self.config.inner_n_step
+        return self.n_step if n == -1 else (n or self.horizon)
 
     @property
     def inner_lr(self) -> float | Params:
@@ -160,39 +188,23 @@ class MAMLDQN:
         q = vmap(lambda p, o: q_values(self.net, p, o))(params, flat)
         return q.reshape(t, e, -1)
 
-    @torch.no_grad()
     def _collect(self, env: Any, buffer: TaskReplay, params: Params, per_instance: bool, epsilon: float,
                  steps: int) -> float:
-        """Fresh episodes for every ``[task, env]``; ``steps`` steps into ``buffer`` (one
-        buffer row per instance). Returns the mean return of the episodes that finished."""
-        buffer.clear()
-        obs = env.reset()
-        n = env.n_tasks * env.envs_per_task
-        total = torch.zeros((), device=self.device)
-        count = torch.zeros((), device=self.device)
-        for _ in range(steps):
-            actions = epsilon_greedy(self._instance_q(params, obs, per_instance), epsilon, self.generator)
-            out = env.step(actions)
-            buffer.add(obs.reshape(n, 1, *obs.shape[2:]), actions.reshape(n, 1), out.reward.reshape(n, 1),
-                       out.next_obs.reshape(n, 1, *obs.shape[2:]), out.terminated.reshape(n, 1),
-                       out.done.reshape(n, 1))
-            total += (out.episode_return * out.done).sum()
-            count += out.done.sum()
-            obs = out.obs
-        return float(total / count.clamp_min(1))
+        return collect(env, buffer, lambda obs: self._instance_q(params, obs, per_instance), epsilon, steps,
+                       self.generator)
 
     def _support(self, env: Any, buffer: TaskReplay) -> tuple[Batch, float]:
         cfg = self.config
         detached = {k: v.detach() for k, v in self.params.items()}
         ret = self._collect(env, buffer, detached, False, cfg.eps_support, cfg.support_episodes * self.horizon)
-        return buffer.sample(cfg.support_batch, self.n_step, cfg.gamma, generator=self.generator), ret
+        return buffer.sample(cfg.support_batch, self.inner_n_step, cfg.gamma, generator=self.generator), ret
 
     def _adapt_detached(self, support: Batch, steps: int) -> Params:
         inner_target = self.target if self.config.inner_target == "meta" else None
         lr = self.inner_lr if self.inner_lrs is None else {k: v.detach() for k, v in self.inner_lrs.items()}
         params = {k: v.detach() for k, v in self.params.items()}
         adapted = adapt_tasks(self.net, params, support, lr, steps, True, inner_target,
-                              self.config.double, self.config.loss)
+                              self.config.double, self.config.loss, self.inner_keys)
         return {k: v.detach() for k, v in adapted.items()}
 
     # -- meta-training --------------------------------------------------------------------
@@ -225,7 +237,7 @@ class MAMLDQN:
                 keep = [r for r in read_metrics(out_dir) if r["step"] <= self.iteration]
                 (out_dir / "metrics.jsonl").write_text("".join(_json_line(r) for r in keep))
             logger = RunLogger(out_dir, append=resumed)
-        steps_per_iter = n * (cfg.support_episodes + cfg.query_episodes) * self.horizon
+        steps_per_iter = n * (cfg.support_episodes + cfg.query_episodes) * self.horizon  # == env_steps / iteration
         t0, start_iter = time.perf_counter(), self.iteration
         user_weights = None if isinstance(cfg.task_weights, str) else cfg.task_weights
         with ProgressBar(f"meta-train {cfg.algo}", total - self.iteration, enabled=progress) as bar:
@@ -248,7 +260,7 @@ class MAMLDQN:
                 else:
                     _, per_task, _ = maml_loss(self.net, self.params, support, query, self.inner_lr,
                                                cfg.inner_steps, cfg.algo == "fomaml", None, inner_target,
-                                               outer_target, cfg.double, cfg.loss)
+                                               outer_target, cfg.double, cfg.loss, self.inner_keys)
                     weights = self._weights(per_task, user_weights, n_tasks, n_envs)
                     loss = (weights * per_task).sum() / weights.sum()
                     loss.backward()
@@ -296,35 +308,32 @@ class MAMLDQN:
         return w.repeat_interleave(n_envs)
 
     # -- adaptation -----------------------------------------------------------------------
+    def adaptation_spec(self) -> "AdaptSpec":
+        """How this learner adapts to a new task (for :mod:`metadqn.evaluate`): θ, the inner
+        step size(s), the support exploration, the adapted parameters and the inner TD loss."""
+        from .evaluate import AdaptSpec
+        cfg = self.config
+        return AdaptSpec(self.net, self.params, self.inner_lr, cfg.eps_support, self.inner_keys, self.inner_n_step,
+                         cfg.gamma, cfg.double, cfg.loss, cfg.support_batch,
+                         self.target if cfg.inner_target == "meta" else None)
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps meta-training has used so far."""
+        cfg = self.config
+        return self.iteration * len(self.train_tasks) * cfg.envs_per_task * \
+            (cfg.support_episodes + cfg.query_episodes) * self.horizon
+
     def adapt(self, task: Task | Mapping[str, Any], episodes: int | None = None, steps: int | None = None,
               seed: int = 0) -> Params:
         """Adapted parameters for one new task: collect ``episodes`` episodes with θ
-        (epsilon-greedy), then take ``steps`` inner gradient steps. Returns a parameter dict."""
+        (epsilon-greedy ``eps_support``), then take ``steps`` inner gradient steps."""
+        from .evaluate import adapt_instances
         task = self.family.validate_task(task)
-        params = self._adapt_instances([task], 1, episodes, (steps if steps is not None else self.config.inner_steps,),
-                                       seed)[0]
-        return {k: v[0] for k, v in params.items()}
-
-    def _adapt_instances(self, tasks: Sequence[Task], runs: int, episodes: int | None, steps: Sequence[int],
-                         seed: int) -> list[Params]:
-        """Adapt ``runs`` independent instances per task; one parameter dict (leading axis
-        ``task*runs``) per entry of ``steps``."""
-        cfg = self.config
-        episodes = episodes or cfg.support_episodes
-        env = self.family.make_batched(tasks, runs, device=self.device, seed=seed)
-        buf = TaskReplay(len(tasks) * runs, 1, episodes * self.horizon, env.obs_shape, self.device)
-        detached = {k: v.detach() for k, v in self.params.items()}
-        self._collect(env, buf, detached, False, cfg.eps_support, episodes * self.horizon)
-        gen_state = self.generator.get_state()
-        support = buf.sample(cfg.support_batch, self.n_step, cfg.gamma, generator=self.generator)
-        self.generator.set_state(gen_state)  # evaluation must not shift the training RNG stream
-        out = []
-        for k in steps:
-            if k == 0:
-                out.append({n: v.unsqueeze(0).expand(len(tasks) * runs, *v.shape) for n, v in detached.items()})
-            else:
-                out.append(self._adapt_detached(support, k))
-        return out
+        k = steps if steps is not None else self.config.inner_steps
+        params = adapt_instances(self.family, self.adaptation_spec(), [task], 1,
+                                 episodes or self.config.support_episodes, (k,), seed, self.device)[k]
+        return {name: v[0] for name, v in params.items()}
 
     def adaptation_returns(self, tasks: Sequence[Task], steps: Sequence[int] = (0, 1, 3), episodes: int | None = None,
                            runs: int = 4, eval_episodes: int | None = None, seed: int = 0) -> dict[str, Any]:
@@ -333,14 +342,11 @@ class MAMLDQN:
         Returns ``{"return": {k: tensor [task, run]}, "nr": {k: tensor [task, run]} or None}``
         where NR = (R − R_random) / (R_oracle − R_random) when the family knows both.
         """
+        from .evaluate import adaptation_curve
         tasks = [self.family.validate_task(t) for t in tasks]
-        adapted = self._adapt_instances(tasks, runs, episodes, steps, seed)
-        instances = [t for t in tasks for _ in range(runs)]
-        returns = {}
-        for k, params in zip(steps, adapted):
-            r = greedy_returns(self.family, instances, self.net, params, eval_episodes or self.config.eval_episodes,
-                               per_task=True, device=self.device, seed=seed + 1)
-            returns[k] = r.mean(-1).view(len(tasks), runs)
+        returns = adaptation_curve(self.family, self.adaptation_spec(), tasks, runs,
+                                   episodes or self.config.support_episodes, steps,
+                                   eval_episodes or self.config.eval_episodes, seed, self.device)
         oracle = [self.family.oracle_return(t) for t in tasks]
         rand = [self.family.random_return(t) for t in tasks]
         nr = None

@@ -1,0 +1,142 @@
+"""The written report of an evaluation: ``report.md`` with tables and PNG plots (NR vs
+gradient steps, NR vs new-task episodes, each with 95% CI bands; the per-task histogram
+of NR(k) − NR(0), where negative adaptation shows up as mass left of zero)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+TARGET_NR = 0.85
+
+
+def _plt() -> Any:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_nr_vs_steps(result: Mapping[str, Any], path: Path, budget: int) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, m in result["methods"].items():
+        cell = m["nr"][str(budget)]
+        ks = [int(k) for k in cell]
+        ax.plot(ks, [cell[str(k)]["mean"] for k in ks], marker="o", label=name)
+        ax.fill_between(ks, [cell[str(k)]["ci_low"] for k in ks], [cell[str(k)]["ci_high"] for k in ks], alpha=0.2)
+    ax.set_xlabel("gradient steps on new-task data")
+    ax.set_ylabel("normalized return (95% CI)")
+    ax.set_title(f"{result['family']}: {budget} episode(s) of new-task data")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_nr_vs_budget(result: Mapping[str, Any], path: Path, k: int) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    budgets = [int(b) for b in result["budgets"]]
+    for name, m in result["methods"].items():
+        cells = [m["nr"][str(b)][str(k)] for b in budgets]
+        ax.plot(budgets, [c["mean"] for c in cells], marker="o", label=name)
+        ax.fill_between(budgets, [c["ci_low"] for c in cells], [c["ci_high"] for c in cells], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("new-task episodes")
+    ax.set_ylabel("normalized return (95% CI)")
+    ax.set_title(f"{result['family']}: after {k} gradient steps")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_gain_hist(result: Mapping[str, Any], path: Path, k: int) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, gains in result["per_task_gain"]["methods"].items():
+        if str(k) in gains:
+            ax.hist(gains[str(k)], bins=20, alpha=0.5, label=name)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"per-task NR({k}) − NR(0)")
+    ax.set_ylabel("tasks")
+    ax.set_title(f"{result['family']}: adaptation per held-out task")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(c: Mapping[str, float]) -> str:
+    return f"{c['mean']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+
+
+def headline(result: Mapping[str, Any]) -> list[str]:
+    """Plain-language lines on the issue's targets, true or false as measured."""
+    b = str(min(result["budgets"]))
+    ks = [int(k) for k in result["steps"]]
+    k1 = "1" if 1 in ks else str(max(ks))
+    k3 = str(max(k for k in ks if k <= 3)) if any(k <= 3 for k in ks) else str(min(ks))
+    lines = []
+    meta = result["meta_training"]["algo"]
+    methods = result["methods"]
+    if meta in methods:
+        best = max(methods[meta]["nr"][b][k]["mean"] for k in methods[meta]["nr"][b] if int(k) <= int(k3))
+        lines.append(f"{meta}: best NR within {k3} steps after {b} episode = {best:.2f} "
+                     f"(target ≥ {TARGET_NR}: {'met' if best >= TARGET_NR else 'NOT met'})")
+        if "multitask" in methods:
+            gap = methods[meta]["nr"][b][k1]["mean"] - methods["multitask"]["nr"][b][k1]["mean"]
+            zero = methods["multitask"]["nr"][b]["0"]["mean"] if "0" in methods["multitask"]["nr"][b] else float("nan")
+            lines.append(f"{meta} − multitask at k={k1}: {gap:+.2f} NR (target ≥ +0.20 where multitask zero-shot "
+                         f"NR ≤ 0.5; multitask zero-shot NR = {zero:.2f}): {'met' if gap >= 0.2 and zero <= 0.5 else 'NOT met'}")
+        gain = methods[meta]["nr"][b][k1]["mean"] - methods[meta]["nr"][b]["0"]["mean"] if "0" in methods[meta]["nr"][b] else float("nan")
+        lines.append(f"{meta}: adaptation gain NR({k1}) − NR(0) = {gain:+.2f}")
+    to95 = result["env_steps_to_95pct_oracle"]
+    lines.append("env steps to 95% of oracle: " + ", ".join(
+        f"{n}={'not reached' if v is None else v}" for n, v in to95.items() if n != "oracle"))
+    return lines
+
+
+def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
+    """Write ``report.md``, ``evaluation.json`` and the plots into ``out_dir``; returns the report path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    b0 = min(result["budgets"])
+    kmax = max(result["steps"])
+    k_hist = 1 if 1 in result["steps"] else kmax
+    plot_nr_vs_steps(result, out / "nr_vs_steps.png", b0)
+    plot_nr_vs_budget(result, out / "nr_vs_budget.png", kmax)
+    plot_gain_hist(result, out / "adaptation_hist.png", k_hist)
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+    ref = result["references"]
+    lines = [f"# Fast-adaptation report: `{result['family']}`", "",
+             f"{result['n_test_tasks']} held-out tasks × {result['seeds']} seeds; greedy return over "
+             f"{result['eval_episodes']} episodes. NR = (R − R_random) / (R_oracle − R_random); mean R_random = "
+             f"{ref['random_return_mean']:.3g}, mean R_oracle = {ref['oracle_return_mean']:.3g} "
+             f"({'exact optimum' if ref['oracle_exact'] else 'per-task DQN'}). Brackets: 95% bootstrap CI over tasks and seeds. "
+             f"Meta-training: {result['meta_training']['algo']}, {result['meta_training']['iterations']} iterations, "
+             f"{result['meta_training']['env_steps']:,} env steps.", "", "## Headline (measured)", ""]
+    lines += [f"- {h}" for h in headline(result)]
+    for budget in result["budgets"]:
+        lines += ["", f"## NR after {budget} new-task episode(s)", "",
+                  "| method | " + " | ".join(f"k={k}" for k in result["steps"]) + " |",
+                  "|---|" + "---|" * len(result["steps"])]
+        for name, m in result["methods"].items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(m["nr"][str(budget)][str(k)]) for k in result["steps"]) + " |")
+    tuned = {n: m["tuned"] for n, m in result["methods"].items() if "tuned" in m}
+    if tuned:
+        lines += ["", "Baselines' step size and exploration, tuned on training tasks: " + "; ".join(
+            f"{n}: lr={t['lr']:g}, epsilon={t['epsilon']:g}" for n, t in tuned.items()) + "."]
+    lines += ["", "## Plots", "", f"![NR vs gradient steps](nr_vs_steps.png)", "",
+              f"![NR vs new-task episodes](nr_vs_budget.png)", "",
+              f"![per-task adaptation](adaptation_hist.png)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+__all__ = ["headline", "write_report"]

@@ -1,0 +1,134 @@
+"""The fast-adaptation protocol: NR references, confidence intervals, the JSON schema,
+the report, and clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from metadqn import make_family
+from metadqn.cli import main
+from metadqn.dqn import greedy_returns
+from metadqn.evaluate import AdaptSpec, EvalConfig, adaptation_curve, evaluate, interval, normalized, random_returns
+from metadqn.nets import NetSpec, build_qnet, init_params
+from metadqn.train import MAMLDQN
+
+
+def _bandit_q(family, means):
+    """A network whose Q-values are the arm means everywhere (the optimal greedy policy)."""
+    net = build_qnet(NetSpec(hidden=(4,)), (1,), family.arms)
+    params = {k: torch.zeros_like(v) for k, v in init_params(net, 0).items()}
+    params["fcs.1.bias"] = torch.tensor(means, dtype=torch.float32)
+    return net, params
+
+
+def test_oracle_policy_scores_nr_one_and_random_policy_nr_zero():
+    family = make_family("bandit")
+    task = family.task(means=[0.1, 0.9, 0.3, 0.5, 0.2])
+    net, params = _bandit_q(family, task["means"])
+    rand = np.array([family.random_return(task)])
+    oracle = np.array([family.oracle_return(task)])
+    spec = AdaptSpec(net, params, lr=0.1, epsilon=0.0)
+    ret = adaptation_curve(family, spec, [task], runs=50, budget=1, steps=(0,), eval_episodes=10, seed=3)[0]
+    assert abs(normalized(ret.numpy(), rand, oracle).mean() - 1.0) < 0.05
+    random_ret = greedy_returns(family, [task] * 50, net, params, episodes=10, seed=4, epsilon=1.0).mean(-1)
+    assert abs(normalized(random_ret.numpy()[None], rand, oracle).mean()) < 0.1
+    # a deliberately bad policy (always the worst arm) is clearly below random
+    bad_net, bad = _bandit_q(family, [-m for m in task["means"]])
+    worst = adaptation_curve(family, AdaptSpec(bad_net, bad, 0.1, 0.0), [task], 20, 1, (0,), 5, seed=5)[0]
+    assert normalized(worst.numpy(), rand, oracle).mean() < -0.5
+
+
+def test_random_return_estimate_matches_exact_value():
+    family = make_family("bandit")
+    tasks = family.sample_tasks(4, seed=1)
+    exact = random_returns(family, tasks)
+    family.random_return = lambda task: None  # force the Monte-Carlo estimate
+    est = random_returns(family, tasks, episodes=400, seed=2)
+    assert np.allclose(est, exact, atol=0.5)
+
+
+def test_interval_brackets_the_mean_and_narrows_with_more_data():
+    rng = np.random.default_rng(0)
+    small = rng.normal(0.5, 1.0, size=(5, 3))
+    big = rng.normal(0.5, 1.0, size=(80, 5))
+    s, b = interval(small), interval(big)
+    for c, x in ((s, small), (b, big)):
+        assert c["ci_low"] <= c["mean"] <= c["ci_high"]
+        assert c["mean"] == pytest.approx(x.mean())
+    assert b["ci_high"] - b["ci_low"] < s["ci_high"] - s["ci_low"]
+    assert 0.25 < b["ci_low"] < 0.5 < b["ci_high"] < 0.75  # covers the true mean
+    const = interval(np.full((4, 2), 0.3))
+    assert const["ci_low"] == const["ci_high"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="NaN"):
+        interval(np.array([[np.nan, 1.0]]))
+
+
+def test_normalized_return_refuses_an_oracle_no_better_than_random():
+    with pytest.raises(ValueError, match="not above the random return"):
+        normalized(np.zeros((1, 2)), np.array([1.0]), np.array([1.0]))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    family = make_family("bandit", horizon=10)
+    train, test = family.split(6, 4, seed=0)
+    learner = MAMLDQN(family, iterations=3, envs_per_task=2, eval_every=0, n_train_tasks=6, n_test_tasks=4)
+    out = tmp_path_factory.mktemp("run")
+    learner.meta_train(train, test_tasks=test, out_dir=out, progress=False)
+    return learner, out
+
+
+TINY = dict(seeds=2, budgets=(1, 2), steps=(0, 1), eval_episodes=2, multitask_steps=1_200, lr_grid=(0.1,),
+            eps_grid=(1.0,), tune_tasks=2, bootstrap_reps=200)
+
+
+def test_evaluate_json_schema_and_references(tiny_run):
+    learner, _ = tiny_run
+    res = evaluate(learner, config=EvalConfig(**TINY), progress=False)
+    assert res["family"] == "bandit" and res["n_test_tasks"] == 4 and res["seeds"] == 2
+    assert res["budgets"] == [1, 2] and res["steps"] == [0, 1]
+    assert set(res["methods"]) == {"maml", "multitask", "scratch", "oracle"}
+    for name, m in res["methods"].items():
+        for key in ("nr", "return"):
+            assert set(m[key]) == {"1", "2"}
+            for cell in m[key].values():
+                assert set(cell) == {"0", "1"}
+                for c in cell.values():
+                    assert c["ci_low"] <= c["mean"] <= c["ci_high"]
+    assert all(c["mean"] == 1.0 for cell in res["methods"]["oracle"]["nr"].values() for c in cell.values())
+    assert set(res["env_steps_to_95pct_oracle"]) == set(res["methods"])
+    assert res["env_steps_to_95pct_oracle"]["oracle"] is None
+    assert res["methods"]["multitask"]["tuned"]["lr"] == 0.1
+    assert len(res["per_task_gain"]["methods"]["maml"]["1"]) == 4
+    # zero gradient steps do not depend on the budget... except through new data: k=0 is
+    # the same policy whatever the budget, so its return is identical
+    m = res["methods"]["maml"]["return"]
+    assert m["1"]["0"]["mean"] == pytest.approx(m["2"]["0"]["mean"])
+    json.dumps(res)  # JSON-ready
+
+
+def test_evaluate_rejects_test_tasks_seen_in_training_and_unknown_baselines(tiny_run):
+    learner, _ = tiny_run
+    with pytest.raises(ValueError, match="seen in meta-training"):
+        evaluate(learner, learner.train_tasks[:2], config=EvalConfig(**TINY), progress=False)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        EvalConfig(baselines=("nope",))
+
+
+def test_cli_evaluate_writes_json_report_and_plots(tiny_run, tmp_path, capsys):
+    _, run = tiny_run
+    out = tmp_path / "ev.json"
+    code = main(["evaluate", str(run), "--seeds", "2", "--budgets", "1", "--steps", "0,1", "--baselines",
+                 "scratch,oracle", "--eval-episodes", "2", "--json", str(out), "--quiet"])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert set(data["methods"]) == {"maml", "scratch", "oracle"}
+    report = (run / "report.md").read_text()
+    assert "| maml |" in report and "Headline" in report
+    for png in ("nr_vs_steps.png", "nr_vs_budget.png", "adaptation_hist.png"):
+        assert (run / png).read_bytes()[:4] == b"\x89PNG"
+    assert "report:" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--budgets", "one"]) == 2
+    assert main(["evaluate", str(run), "--baselines", "bogus"]) == 2
