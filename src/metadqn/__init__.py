@@ -1,6 +1,10 @@
 """metadqn: meta-reinforcement learning with value-based agents (MAML applied to DQN)."""
 
 from .tasks import Task, TaskError, TaskFamily, list_families, make_family, register_family
+from .agents import DQN, DQNConfig
+from .train import MAMLDQN, MetaConfig
+from .evaluate import EvalConfig, evaluate  # noqa: E402  (the function shadows the module name)
 
 __version__ = "0.1.0"
-__all__ = ["Task", "TaskError", "TaskFamily", "list_families", "make_family", "register_family"]
+__all__ = ["DQN", "DQNConfig", "EvalConfig", "MAMLDQN", "MetaConfig", "Task", "TaskError", "TaskFamily",
+           "evaluate", "list_families", "make_family", "register_family"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -204,6 +205,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metadqn", description="Meta-reinforcement learning with MAML-DQN")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default 1, or $METADQN_THREADS): the small networks here run "
+                             "fastest single-threaded; raise it for large CNNs")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("families", help="list task families and their parameters")
@@ -278,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import torch
+    threads = args.threads if args.threads is not None else int(os.environ.get("METADQN_THREADS", "1"))
+    torch.set_num_threads(max(1, threads))
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as e:

@@ -327,10 +327,10 @@ def train_multitask(learner: Any, env_steps: int | None = None, progress: bool |
     steps = int(env_steps or learner.env_steps)
     if steps < 1:
         raise ValueError("the multi-task baseline needs env_steps >= 1 (the learner has not been meta-trained)")
-    n_envs = cfg.envs_per_task
+    n_envs = max(8, cfg.envs_per_task)  # more envs per vector step: same env steps, fewer (costly) updates
     per_iter = len(learner.train_tasks) * n_envs
     agent = DQN(learner.family, learner.train_tasks, net=cfg.net, n_envs=n_envs, total_steps=steps,
-                updates_per_step=1.0 / per_iter * 2, learning_starts=min(steps // 10, 20 * per_iter),
+                updates_per_step=1.0 / per_iter, learning_starts=min(steps // 10, 20 * per_iter),
                 buffer_size=max(1000, n_envs * 2000), batch_size=32, target_update=200,
                 eval_every=max(per_iter, steps // 10), eval_episodes=2, seed=cfg.seed, device=str(learner.device))
     agent.learn(progress=progress)
