@@ -64,14 +64,14 @@ class MetaConfig:
     query_batch: int = 64                  # transitions sampled from the query per outer loss
     gamma: float = 0.99                    # discount
     n_step: int = 0                        # n-step returns of the outer (query) loss; 0 = Monte-Carlo (n = horizon)
-    inner_n_step: int = -1                 # n-step returns of the inner (support) loss; -1 = same as n_step
+    inner_n_step: int = 1                  # n-step returns of the inner (support) loss; -1 = same as n_step, 0 = MC
     double: bool = True                    # Double DQN targets where a target network is used
     loss: str = "huber"                    # huber or mse
     inner_target: str = "adapted"          # TD target in the inner loop: adapted (θ itself) or meta (target net)
     outer_target: str = "adapted"          # TD target in the outer loss: adapted (θ') or meta (target net)
     target_update: int = 10                # iterations between meta target-network copies
-    eps_support: float = 0.3               # exploration while collecting support data
-    eps_query: float = 0.1                 # exploration while collecting query data
+    eps_support: float = 1.0               # exploration while collecting support data (1 = uniformly random)
+    eps_query: float = 1.0                 # exploration while collecting query data (1 = uniformly random)
     task_weights: str | tuple[float, ...] = "uniform"  # uniform | difficulty | one weight per training task
     net: NetSpec = field(default_factory=NetSpec)
     grad_clip: float = 10.0                # max meta-gradient norm (0 = off)
