@@ -10,6 +10,7 @@ meta-parameters differ.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -26,17 +27,19 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=20)
     ap.add_argument("--envs-per-task", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="MetaConfig override")
     args = ap.parse_args()
+    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     torch.set_num_threads(1)
     family = make_family(args.family)
     train, test = family.split(args.n_train, args.n_test, seed=0)
     print(f"{args.family}: {args.n_train} train / {args.n_test} held-out tasks, {args.iterations} iterations, "
-          f"{args.episodes} support episode(s), 4 runs per task")
+          f"{args.episodes} support episode(s), 4 runs per task, overrides {overrides}")
     print("| seed | untrained NR k=0 | untrained NR k=1 | meta-trained NR k=0 | meta-trained NR k=1 | s |\n|---|---|---|---|---|---|")
     for seed in args.seeds:
         t0 = time.perf_counter()
         learner = MAMLDQN(family, envs_per_task=args.envs_per_task, eval_every=0, seed=seed,
-                          iterations=args.iterations)
+                          iterations=args.iterations, **overrides)
         before = learner.adaptation_returns(test, steps=(0, 1), runs=4, episodes=args.episodes, seed=3)["nr"]
         learner.meta_train(train, progress=False)
         after = learner.adaptation_returns(test, steps=(0, 1), runs=4, episodes=args.episodes, seed=3)["nr"]
