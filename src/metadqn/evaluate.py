@@ -248,7 +248,7 @@ def evaluate(learner: Any, test_tasks: Sequence[Task] | None = None, baselines: 
     overlap = {t.key() for t in tasks} & {t.key() for t in train}
     if overlap:
         raise ValueError(f"{len(overlap)} test task(s) were seen in meta-training; held-out tasks must be new")
-    tune_on = train[: cfg.tune_tasks] if train else tasks[:0]
+    tune_on = train[: cfg.tune_tasks]
     if not tune_on and ({"multitask", "scratch"} & set(cfg.baselines)):
         raise ValueError("tuning the baselines needs the learner's training tasks")
 

@@ -18,41 +18,42 @@ def _plt() -> Any:
     return plt
 
 
-def plot_nr_vs_steps(result: Mapping[str, Any], path: Path, budget: int) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, m in result["methods"].items():
-        cell = m["nr"][str(budget)]
-        ks = [int(k) for k in cell]
-        ax.plot(ks, [cell[str(k)]["mean"] for k in ks], marker="o", label=name)
-        ax.fill_between(ks, [cell[str(k)]["ci_low"] for k in ks], [cell[str(k)]["ci_high"] for k in ks], alpha=0.2)
-    ax.set_xlabel("gradient steps on new-task data")
-    ax.set_ylabel("normalized return (95% CI)")
-    ax.set_title(f"{result['family']}: {budget} episode(s) of new-task data")
-    ax.axhline(0, color="grey", lw=0.5)
+def _save(plt: Any, fig: Any, ax: Any, path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _nr_curves(result: Mapping[str, Any], path: Path, xs: list[int], cells: Any, xlabel: str, title: str,
+               log_x: bool = False) -> None:
+    """One line with its 95% CI band per method; ``cells(method) -> [{"mean", "ci_low", "ci_high"}]``
+    aligned with ``xs``."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, m in result["methods"].items():
+        row = cells(m)
+        ax.plot(xs, [c["mean"] for c in row], marker="o", label=name)
+        ax.fill_between(xs, [c["ci_low"] for c in row], [c["ci_high"] for c in row], alpha=0.2)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("normalized return (95% CI)")
+    ax.set_title(f"{result['family']}: {title}")
+    ax.axhline(0, color="grey", lw=0.5)
+    _save(plt, fig, ax, path)
+
+
+def plot_nr_vs_steps(result: Mapping[str, Any], path: Path, budget: int) -> None:
+    ks = [int(k) for k in result["steps"]]
+    _nr_curves(result, path, ks, lambda m: [m["nr"][str(budget)][str(k)] for k in ks],
+               "gradient steps on new-task data", f"{budget} episode(s) of new-task data")
 
 
 def plot_nr_vs_budget(result: Mapping[str, Any], path: Path, k: int) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
     budgets = [int(b) for b in result["budgets"]]
-    for name, m in result["methods"].items():
-        cells = [m["nr"][str(b)][str(k)] for b in budgets]
-        ax.plot(budgets, [c["mean"] for c in cells], marker="o", label=name)
-        ax.fill_between(budgets, [c["ci_low"] for c in cells], [c["ci_high"] for c in cells], alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xlabel("new-task episodes")
-    ax.set_ylabel("normalized return (95% CI)")
-    ax.set_title(f"{result['family']}: after {k} gradient steps")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _nr_curves(result, path, budgets, lambda m: [m["nr"][str(b)][str(k)] for b in budgets],
+               "new-task episodes", f"after {k} gradient steps", log_x=True)
 
 
 def plot_gain_hist(result: Mapping[str, Any], path: Path, k: int) -> None:
@@ -65,10 +66,7 @@ def plot_gain_hist(result: Mapping[str, Any], path: Path, k: int) -> None:
     ax.set_xlabel(f"per-task NR({k}) − NR(0)")
     ax.set_ylabel("tasks")
     ax.set_title(f"{result['family']}: adaptation per held-out task")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, ax, path)
 
 
 def _fmt(c: Mapping[str, float]) -> str:

@@ -5,8 +5,9 @@ One iteration, for every training task x ``envs_per_task`` adaptation instances 
 1. **support**: each instance collects ``support_episodes`` episodes with the meta-parameters
    θ (epsilon-greedy, ``eps_support``) — the same budget a new task gets at test time;
 2. **inner loop**: θ'ᵢ = θ − α ∇L_TD(θ; supportᵢ), ``inner_steps`` times, vmapped over instances;
-3. **query**: each instance collects ``query_episodes`` episodes with its own θ'ᵢ
-   (``eps_query``), so the outer loss judges the policy that adaptation produced;
+3. **query**: each instance collects ``query_episodes`` episodes with its own θ'ᵢ, epsilon-greedy
+   with ``eps_query`` (default 1.0, i.e. uniformly random: with a near-greedy query policy the
+   TD outer loss only checks the actions that policy takes and never rewards a better argmax);
 4. **outer update**: Adam on Σᵢ wᵢ L_TD(θ'ᵢ; queryᵢ) (second order through the inner
    gradient for ``maml``/``metasgd``; first order for ``fomaml``), or the Reptile step.
 
