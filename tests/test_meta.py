@@ -206,3 +206,24 @@ def test_inner_params_choices_are_validated():
         MAMLDQN("gridnav", algo="reptile", inner_params="head")
     learner = MAMLDQN("gridnav", inner_params="head", algo="metasgd")
     assert set(learner.inner_lrs) == {"fcs.2.weight", "fcs.2.bias"}
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_cnn_meta_gradient_equals_explicit_loop(first_order):
+    """The image-observation Q-network (convolutions) through the same vmapped inner loop."""
+    torch.manual_seed(2)
+    shape = (2, 4, 4)
+    net = build_qnet(NetSpec(kind="cnn", channels=(3,), hidden=(8,), activation="tanh"), shape, A).double()
+    params = {k: v.double().requires_grad_() for k, v in init_params(net, 2).items()}
+    target = {k: v.detach() + 0.01 for k, v in params.items()}
+    f = dict(dtype=torch.float64)
+
+    def batch():
+        return Batch(torch.rand(T, B, *shape, **f), torch.randint(0, A, (T, B)), torch.randn(T, B, **f),
+                     torch.rand(T, B, *shape, **f), torch.rand(T, B, **f))
+    support, query = batch(), batch()
+    loss, _, _ = maml_loss(net, params, support, query, 0.3, 2, first_order, inner_target=target,
+                           outer_target=target)
+    got = torch.autograd.grad(loss, list(params.values()))
+    want = _loop_meta_grad(net, params, target, support, query, 0.3, 2, first_order)
+    assert _rel_err(got, want) <= 1e-5

@@ -20,11 +20,14 @@ FAMILY_VARIANTS = [
     ("cartpole-physics", {}),
     ("bandit", {}),
     ("bandit", {"arms": 3, "horizon": 7}),
+    ("driving", {}),
+    ("driving", {"horizon": 10}),
 ]
 
 
-def test_registry_lists_the_three_families():
-    assert {"gridnav", "cartpole-physics", "bandit"} <= set(metadqn.list_families())
+def test_registry_lists_the_built_in_families():
+    assert {"gridnav", "cartpole-physics", "bandit", "driving", "gridnav-pixels", "acrobot-physics",
+            "lunarlander-physics", "highway"} <= set(metadqn.list_families())
 
 
 @pytest.mark.parametrize("name,options", FAMILY_VARIANTS)
@@ -114,14 +117,14 @@ def test_reversed_force_mirrors_the_push():
 def _set_state(batched, i, j, single):
     """Copy environment (i, j)'s state of a batched env into a single TaskEnv."""
     inner = single._batched
-    for name in ("state", "pos"):
-        if hasattr(batched, name):
-            getattr(inner, name)[0, 0] = getattr(batched, name)[i, j]
+    assert batched.state_names or type(batched).__name__ == "BanditBatched"
+    for name in batched.state_names:
+        getattr(inner, name)[0, 0] = getattr(batched, name)[i, j]
     inner.elapsed[0, 0] = batched.elapsed[i, j]
 
 
 @pytest.mark.parametrize("name,options", [("gridnav", {}), ("gridnav", {"obstacles": 10, "start": "random"}),
-                                          ("cartpole-physics", {}), ("bandit", {})])
+                                          ("cartpole-physics", {}), ("bandit", {}), ("driving", {})])
 def test_batched_equals_single_env(name, options):
     family = metadqn.make_family(name, **options)
     tasks = family.sample_tasks(4, seed=2)

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from .checkpoint import CheckpointError
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
-from .tasks import TaskError, list_families, make_family
+from .tasks import MissingExtra, TaskError, list_families, make_family
 
 USER_ERRORS = (TaskError, ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, ValueError)
 
@@ -51,8 +51,16 @@ def _resolve_config(cls: type, args: argparse.Namespace, explicit: dict[str, Any
     return from_dict(cls, data)
 
 
+def _describe(name: str) -> dict[str, Any]:
+    try:
+        return make_family(name).describe()
+    except MissingExtra as e:  # listed, with how to get it
+        return {"name": name, "available": False, "reason": str(e), "description": str(e), "parameters": [],
+                "observation_space": {"shape": None}, "action_space": {"n": None}}
+
+
 def cmd_families(args: argparse.Namespace) -> int:
-    described = [make_family(name).describe() for name in list_families()]
+    described = [_describe(name) for name in list_families()]
     if args.json:
         print(json.dumps(described, indent=2))
         return 0

@@ -17,14 +17,15 @@ from torch.func import functional_call
 
 Params = dict[str, torch.Tensor]
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "elu": F.elu, "silu": F.silu}
-KINDS = ("mlp", "cnn")
+KINDS = ("auto", "mlp", "cnn")
 
 
 @dataclass
 class NetSpec:
     """What Q-network to build.
 
-    kind: "mlp" for vector observations, "cnn" for image observations ``[C, H, W]``.
+    kind: "mlp" for vector observations, "cnn" for image observations ``[C, H, W]``, "auto"
+        (default) picks cnn for 3-D observations and mlp otherwise.
     hidden: widths of the fully connected hidden layers.
     channels: conv channels (3x3, stride 1, padding 1), cnn only.
     activation: one of relu, tanh, elu, silu.
@@ -33,7 +34,7 @@ class NetSpec:
         zero, that the inner loop can adapt alone (``inner_params="context"``). 0 = none.
     """
 
-    kind: str = "mlp"
+    kind: str = "auto"
     hidden: tuple[int, ...] = (64, 64)
     channels: tuple[int, ...] = field(default=(16, 32))
     activation: str = "relu"
@@ -73,7 +74,8 @@ class QNet(nn.Module):
         self.spec, self.obs_shape, self.n_actions = spec, tuple(obs_shape), int(n_actions)
         self.act = ACTIVATIONS[spec.activation]
         self.convs = nn.ModuleList()
-        if spec.kind == "cnn":
+        self.kind = spec.kind if spec.kind != "auto" else ("cnn" if len(self.obs_shape) == 3 else "mlp")
+        if self.kind == "cnn":
             if len(self.obs_shape) != 3:
                 raise ValueError(f"a cnn needs image observations [C, H, W], got shape {list(obs_shape)}")
             c_in = self.obs_shape[0]

@@ -3,9 +3,11 @@
 from .bandit import BanditFamily
 from .base import BatchedEnv, Param, StepResult, Task, TaskEnv, TaskError, TaskFamily
 from .cartpole import CartPoleFamily
-from .gridnav import GridNavFamily
+from .driving import DrivingFamily
+from .gridnav import GridNavFamily, GridNavPixelsFamily
+from .gym_adapter import GymnasiumFamily, MissingExtra, from_gymnasium
 from .registry import list_families, make_family, register_family
 
-__all__ = ["BanditFamily", "BatchedEnv", "CartPoleFamily", "GridNavFamily", "Param", "StepResult",
+__all__ = ["BanditFamily", "BatchedEnv", "CartPoleFamily", "DrivingFamily", "GridNavFamily", "GymnasiumFamily", "MissingExtra", "from_gymnasium", "GridNavPixelsFamily", "Param", "StepResult",
            "Task", "TaskEnv", "TaskError", "TaskFamily", "list_families", "make_family",
            "register_family"]

@@ -135,8 +135,11 @@ class BatchedEnv(ABC):
 
     Subclasses keep their state as tensors with leading axes ``[task, env]`` and implement
     :meth:`_reset_where`, :meth:`_observe` and :meth:`_transition`. Episodes auto-reset;
-    the time limit is applied here (``truncated``).
+    the time limit is applied here (``truncated``). ``state_names`` lists the attributes
+    that hold the whole per-environment state (a step is a function of them and the actions).
     """
+
+    state_names: tuple[str, ...] = ()
 
     def __init__(self, family: "TaskFamily", tasks: Sequence[Task], envs_per_task: int,
                  device: str | torch.device = "cpu", seed: int | None = None,
@@ -191,7 +194,7 @@ class BatchedEnv(ABC):
         actions = self._check_actions(actions)
         reward, terminated = self._transition(actions)
         self.elapsed += 1
-        truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
+        truncated = ((self.elapsed >= self.max_episode_steps) | self._truncated_now()) & ~terminated
         next_obs = self._observe()
         done = terminated | truncated
         self.running_return += reward
@@ -222,6 +225,13 @@ class BatchedEnv(ABC):
         """Per-task values -> tensor ``[task, 1, ...]`` that broadcasts over the env axis."""
         t = torch.as_tensor(np.asarray(list(values)), dtype=dtype or self.dtype, device=self.device)
         return t.unsqueeze(1)
+
+    def _truncated_now(self) -> torch.Tensor | bool:
+        """Where the dynamics themselves cut the episode short this step (wrapped envs); no time limit here."""
+        return False
+
+    def close(self) -> None:
+        """Release resources (wrapped environments); tensor-only envs hold none."""
 
     @abstractmethod
     def _reset_where(self, mask: torch.Tensor) -> None:

@@ -66,6 +66,8 @@ class CartPoleFamily(TaskFamily):
 
 
 class CartPoleBatched(BatchedEnv):
+    state_names = ("state",)
+
     def __init__(self, family: CartPoleFamily, tasks: Sequence[Task], envs_per_task: int,
                  device: Any, seed: int | None, dtype: torch.dtype) -> None:
         super().__init__(family, tasks, envs_per_task, device, seed, dtype)

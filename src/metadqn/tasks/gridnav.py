@@ -176,6 +176,8 @@ class GridNavFamily(TaskFamily):
 
 
 class GridNavBatched(BatchedEnv):
+    state_names = ("pos",)
+
     def __init__(self, family: GridNavFamily, tasks: Sequence[Task], envs_per_task: int,
                  device: Any, seed: int | None, dtype: torch.dtype) -> None:
         super().__init__(family, tasks, envs_per_task, device, seed, dtype)
@@ -225,3 +227,49 @@ class GridNavBatched(BatchedEnv):
         else:
             reward = reached.float()
         return reward, reached
+
+
+class GridNavPixelsFamily(GridNavFamily):
+    """``gridnav-pixels``: gridnav seen as a small image, for the CNN Q-network.
+
+    Observation ``[3, N, N]`` in {0, 1}: channel 0 the walls, channel 1 the agent, channel 2
+    the goal during the first ``cue_steps`` steps of an episode (0, the default: never, so the
+    goal stays hidden as in ``gridnav``). Obstacles vary per task (``layout``) by default.
+    """
+
+    name = "gridnav-pixels"
+    description = "gridnav as a 3xNxN image (walls, agent, optional goal cue) for a CNN; obstacles vary per task"
+
+    def __init__(self, *, size: int = 8, obstacles: int = 10, start: str = "center", reward: str = "dense",
+                 horizon: int | None = None, cue_steps: int = 0,
+                 ranges: Mapping[str, Sequence[float]] | None = None) -> None:
+        super().__init__(size=size, obstacles=obstacles, start=start, reward=reward, horizon=horizon,
+                         ranges=ranges)
+        if int(cue_steps) < 0:
+            raise TaskError(f"gridnav-pixels: cue_steps must be >= 0, got {cue_steps}")
+        self.cue_steps = int(cue_steps)
+        self.options["cue_steps"] = self.cue_steps
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (3, self.size, self.size), dtype=np.float32)
+
+    def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
+                     device: str | torch.device = "cpu", seed: int | None = None,
+                     dtype: torch.dtype = torch.float32) -> "GridNavPixelsBatched":
+        return GridNavPixelsBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed,
+                                    dtype)
+
+
+class GridNavPixelsBatched(GridNavBatched):
+    def __init__(self, family: GridNavPixelsFamily, tasks: Sequence[Task], envs_per_task: int,
+                 device: Any, seed: int | None, dtype: torch.dtype) -> None:
+        super().__init__(family, tasks, envs_per_task, device, seed, dtype)
+        n, cells = self.size, self.size * self.size
+        self.cue_steps = family.cue_steps
+        self.wall_image = self.walls.float().view(self.n_tasks, 1, 1, n, n).expand(-1, envs_per_task, -1, -1, -1)
+        goal_flat = (self.goal[:, 0, 0] * n + self.goal[:, 0, 1])
+        self.goal_image = torch.nn.functional.one_hot(goal_flat, cells).float().view(self.n_tasks, 1, 1, n, n)
+
+    def _observe(self) -> torch.Tensor:
+        n = self.size
+        agent = torch.nn.functional.one_hot(self._flat(self.pos), n * n).float().view(*self.batch_shape, 1, n, n)
+        cue = (self.elapsed < self.cue_steps).float().view(*self.batch_shape, 1, 1, 1) * self.goal_image
+        return torch.cat((self.wall_image, agent, cue.expand(-1, self.envs_per_task, -1, -1, -1)), dim=2)

@@ -8,7 +8,9 @@ from typing import Any, Callable
 from .bandit import BanditFamily
 from .base import TaskError, TaskFamily
 from .cartpole import CartPoleFamily
-from .gridnav import GridNavFamily
+from .driving import DrivingFamily
+from .gym_adapter import acrobot_physics, highway, lunarlander_physics
+from .gridnav import GridNavFamily, GridNavPixelsFamily
 
 _REGISTRY: dict[str, Callable[..., TaskFamily]] = {}
 
@@ -39,5 +41,10 @@ def make_family(name: str, **options: Any) -> TaskFamily:
 
 
 register_family("gridnav", GridNavFamily)
+register_family("gridnav-pixels", GridNavPixelsFamily)
 register_family("cartpole-physics", CartPoleFamily)
 register_family("bandit", BanditFamily)
+register_family("driving", DrivingFamily)
+register_family("acrobot-physics", acrobot_physics)
+register_family("lunarlander-physics", lunarlander_physics)
+register_family("highway", highway)
