@@ -17,7 +17,8 @@ from gymnasium.utils.env_checker import check_env
 
 import metadqn
 from metadqn.cli import main
-from metadqn.families import MissingExtra, TaskError, from_gymnasium, make_family
+import metadqn.families
+from metadqn.families import MissingExtra, Task, TaskError, from_gymnasium, make_family
 from metadqn.tasks.driving import COLLISION_REWARD, MAX_CARS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,4 +276,63 @@ def test_train_and_adapt_commands_run_on_the_new_families(tmp_path, family, opti
     assert code == 0 and (out / "config.json").exists()
     capsys.readouterr()
     assert main(["adapt", str(out), "--steps", "1", "--episodes", "1"]) == 0
+    assert "before" in capsys.readouterr().out
+
+
+# -- partial observability: observation windows and the recurrent Q-network -------------------------
+def test_gridnav_memory_window_holds_the_episode_so_far():
+    family = make_family("gridnav-memory", size=5)       # horizon 10, window 10, goal cue in step 0 only
+    check_env(family.make_env(family.sample_tasks(1, seed=0)[0]), skip_render_check=True)
+    tasks = family.sample_tasks(3, seed=1)
+    env = family.make_batched(tasks, 2, seed=0)
+    base = family.base.make_batched([Task(family.base.name, t.params) for t in tasks], 2, seed=0)  # deterministic
+    seen = [[[o] for o in row] for row in base.reset()]
+    window = env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        actions = torch.as_tensor(rng.integers(0, 4, size=env.batch_shape))
+        out, ref = env.step(actions), base.step(actions)
+        for i in range(3):
+            for j in range(2):
+                seen[i][j].append(ref.next_obs[i, j])
+                expect = torch.zeros(family.window, 6)
+                recent = seen[i][j][-family.window:]
+                for r, o in enumerate(recent, start=family.window - len(recent)):
+                    expect[r] = torch.cat((o, torch.ones(1)))
+                assert torch.equal(out.next_obs[i, j], expect)
+                if ref.done[i, j]:
+                    seen[i][j] = [ref.obs[i, j]]
+        window = out.obs
+    assert window[..., -1].sum() > 0
+    cue = out.next_obs[..., 2:5]
+    assert (cue.abs().sum(-1) > 0).sum(-1).le(1).all()  # the goal shows in at most one step of a window
+
+
+def test_gru_q_network_matches_torch_gru_cell_and_skips_padding():
+    from metadqn.nets import NetSpec, build_qnet
+    net = build_qnet(NetSpec(kind="gru", hidden=(8, 6)), (5, 3), 4)
+    x = torch.randn(7, 5, 3)
+    x[:3, :2] = 0.0  # two padding steps at the start of three windows
+    h = torch.zeros(7, 8)
+    for t in range(5):
+        step = net.gru(torch.relu(net.enc(x[:, t])), h)
+        h = torch.where((x[:, t] != 0).any(-1, keepdim=True), step, h)
+    want = net.fcs[1](torch.relu(net.fcs[0](h)))
+    torch.testing.assert_close(net(x), want)
+    with pytest.raises(ValueError, match="with_history"):
+        build_qnet(NetSpec(kind="gru"), (6,), 4)
+    with pytest.raises(TaskError, match="vector observations"):
+        metadqn.families.with_history(make_family("gridnav-pixels"), 4)
+
+
+def test_recurrent_maml_runs_through_the_train_and_adapt_commands(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--family", "gridnav-memory", "--family-options", '{"size": 4}', "--iterations", "2",
+                 "--out", str(out), "--set", "n_train_tasks=3", "--set", "n_test_tasks=2", "--set", "envs_per_task=2",
+                 "--set", "eval_every=0", "--set", "net.kind=gru", "--set", "net.hidden=[8]"])
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["meta"]["net"]["kind"] == "gru"
+    capsys.readouterr()
+    assert main(["adapt", str(out), "--steps", "1"]) == 0
     assert "before" in capsys.readouterr().out

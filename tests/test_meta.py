@@ -227,3 +227,24 @@ def test_cnn_meta_gradient_equals_explicit_loop(first_order):
     got = torch.autograd.grad(loss, list(params.values()))
     want = _loop_meta_grad(net, params, target, support, query, 0.3, 2, first_order)
     assert _rel_err(got, want) <= 1e-5
+
+
+def test_recurrent_meta_gradient_equals_explicit_loop():
+    """The GRU Q-network over observation windows through the same vmapped inner loop."""
+    torch.manual_seed(3)
+    shape = (4, 3)
+    net = build_qnet(NetSpec(kind="gru", hidden=(6, 5), activation="tanh"), shape, A).double()
+    params = {k: v.double().requires_grad_() for k, v in init_params(net, 3).items()}
+    target = {k: v.detach() + 0.01 for k, v in params.items()}
+    f = dict(dtype=torch.float64)
+
+    def batch():
+        obs = torch.randn(T, B, *shape, **f)
+        obs[:, : B // 2, 0] = 0.0  # padded windows too
+        return Batch(obs, torch.randint(0, A, (T, B)), torch.randn(T, B, **f), torch.randn(T, B, *shape, **f),
+                     torch.rand(T, B, **f))
+    support, query = batch(), batch()
+    loss, _, _ = maml_loss(net, params, support, query, 0.3, 2, False, inner_target=target, outer_target=target)
+    got = torch.autograd.grad(loss, list(params.values()))
+    want = _loop_meta_grad(net, params, target, support, query, 0.3, 2, False)
+    assert _rel_err(got, want) <= 1e-5

@@ -7,10 +7,10 @@ any Gymnasium environment into one.
 >>> mine = families.from_gymnasium("CartPole-v1", params={"gravity": (5.0, 15.0)})
 """
 
-from .tasks import (BatchedEnv, GymnasiumFamily, MissingExtra, Param, StepResult, Task, TaskEnv, TaskError,
-                    TaskFamily, from_gymnasium, list_families, make_family, register_family)
+from .tasks import (BatchedEnv, GymnasiumFamily, HistoryFamily, MissingExtra, Param, StepResult, Task, TaskEnv,
+                    TaskError, TaskFamily, from_gymnasium, list_families, make_family, register_family, with_history)
 from .tasks.gym_adapter import acrobot_physics, highway, lunarlander_physics
 
-__all__ = ["BatchedEnv", "GymnasiumFamily", "MissingExtra", "Param", "StepResult", "Task", "TaskEnv", "TaskError",
+__all__ = ["BatchedEnv", "GymnasiumFamily", "HistoryFamily", "MissingExtra", "Param", "StepResult", "Task", "TaskEnv", "TaskError",
            "TaskFamily", "acrobot_physics", "from_gymnasium", "highway", "list_families", "lunarlander_physics",
-           "make_family", "register_family"]
+           "make_family", "register_family", "with_history"]

@@ -17,16 +17,20 @@ from torch.func import functional_call
 
 Params = dict[str, torch.Tensor]
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "elu": F.elu, "silu": F.silu}
-KINDS = ("auto", "mlp", "cnn")
+KINDS = ("auto", "mlp", "cnn", "gru")
 
 
 @dataclass
 class NetSpec:
     """What Q-network to build.
 
-    kind: "mlp" for vector observations, "cnn" for image observations ``[C, H, W]``, "auto"
-        (default) picks cnn for 3-D observations and mlp otherwise.
-    hidden: widths of the fully connected hidden layers.
+    kind: "mlp" for vector observations, "cnn" for image observations ``[C, H, W]``, "gru"
+        for observation windows ``[steps, features]`` (a recurrent Q-network, DRQN-style, read
+        oldest step first; all-zero steps are padding and leave the state alone; see
+        ``metadqn.families.with_history``); "auto" (default) picks cnn for 3-D observations,
+        else mlp (an MLP reads a window flattened, i.e. frame stacking).
+    hidden: widths of the fully connected hidden layers (gru: the first is the encoder and
+        recurrent state size, the rest fully connected layers after it).
     channels: conv channels (3x3, stride 1, padding 1), cnn only.
     activation: one of relu, tanh, elu, silu.
     context: size of a task-context vector (CAVIA-style) fed to the first fully connected
@@ -83,15 +87,27 @@ class QNet(nn.Module):
                 self.convs.append(nn.Conv2d(c_in, c, 3, padding=1))
                 c_in = c
             width = c_in * self.obs_shape[1] * self.obs_shape[2]
+            fc_hidden = spec.hidden
+        elif self.kind == "gru":
+            if len(self.obs_shape) != 2:
+                raise ValueError("a gru reads observation windows [steps, features]; got shape "
+                                 f"{list(obs_shape)} (wrap the family with metadqn.families.with_history)")
+            if not spec.hidden:
+                raise ValueError("a gru needs hidden=(state size, ...)")
+            width = spec.hidden[0]
+            self.enc = nn.Linear(self.obs_shape[1], width)
+            self.gru = nn.GRUCell(width, width)
+            fc_hidden = spec.hidden[1:]
         else:
             width = 1
             for d in self.obs_shape:
                 width *= d
+            fc_hidden = spec.hidden
         if spec.context:
             self.context = nn.Parameter(torch.zeros(spec.context))
             width += spec.context
         self.fcs = nn.ModuleList()
-        for h in (*spec.hidden, self.n_actions):
+        for h in (*fc_hidden, self.n_actions):
             self.fcs.append(nn.Linear(width, h))
             width = h
 
@@ -101,7 +117,7 @@ class QNet(nn.Module):
         x = obs.reshape(-1, *self.obs_shape)
         for i in range(len(self.convs)):
             x = self.act(F.conv2d(x, params[f"convs.{i}.weight"], params[f"convs.{i}.bias"], padding=1))
-        x = x.flatten(1)
+        x = self._recur(params, x) if self.kind == "gru" else x.flatten(1)
         if self.spec.context:
             x = torch.cat((x, params["context"].expand(x.shape[0], -1)), dim=1)
         last = len(self.fcs) - 1
@@ -110,6 +126,20 @@ class QNet(nn.Module):
             if i < last:
                 x = self.act(x)
         return x.reshape(*lead, self.n_actions)
+
+    def _recur(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The GRU's last state ``[N, H]`` over windows ``[N, steps, features]`` (as ``nn.GRUCell``)."""
+        valid = (x != 0).any(-1, keepdim=True)                                     # [N, steps, 1]
+        gi = F.linear(self.act(F.linear(x, params["enc.weight"], params["enc.bias"])),
+                      params["gru.weight_ih"], params["gru.bias_ih"])               # [N, steps, 3H]
+        h = x.new_zeros(x.shape[0], params["gru.weight_hh"].shape[1])
+        for t in range(x.shape[1]):
+            i_r, i_z, i_n = gi[:, t].chunk(3, -1)
+            h_r, h_z, h_n = F.linear(h, params["gru.weight_hh"], params["gru.bias_hh"]).chunk(3, -1)
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            h = torch.where(valid[:, t], (1 - z) * n + z * h, h)
+        return h
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.functional(dict(self.named_parameters()), obs)

@@ -6,8 +6,9 @@ from .cartpole import CartPoleFamily
 from .driving import DrivingFamily
 from .gridnav import GridNavFamily, GridNavPixelsFamily
 from .gym_adapter import GymnasiumFamily, MissingExtra, from_gymnasium
+from .history import HistoryFamily, with_history
 from .registry import list_families, make_family, register_family
 
-__all__ = ["BanditFamily", "BatchedEnv", "CartPoleFamily", "DrivingFamily", "GridNavFamily", "GymnasiumFamily", "MissingExtra", "from_gymnasium", "GridNavPixelsFamily", "Param", "StepResult",
+__all__ = ["BanditFamily", "BatchedEnv", "CartPoleFamily", "DrivingFamily", "GridNavFamily", "GymnasiumFamily", "HistoryFamily", "with_history", "MissingExtra", "from_gymnasium", "GridNavPixelsFamily", "Param", "StepResult",
            "Task", "TaskEnv", "TaskError", "TaskFamily", "list_families", "make_family",
            "register_family"]

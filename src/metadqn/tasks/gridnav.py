@@ -1,7 +1,10 @@
 """``gridnav``: robot path planning on an N x N grid to a hidden goal.
 
 The agent sees its own position (scaled to [0, 1]) and, when the family has obstacles, the
-obstacle map; it never sees the goal, so it must infer the goal from rewards.
+obstacle map; it does not see the goal, so it must infer the goal from rewards. With
+``cue_steps=c > 0`` three more features show ``[goal row, goal col, 1]`` (scaled to [0, 1])
+during the first ``c`` steps of an episode and zeros afterwards: a partially observable
+family where memory matters (``gridnav-memory``).
 
 Moves: 0 up, 1 down, 2 left, 3 right; a move into a wall or off the grid leaves the agent
 in place. Reaching the goal ends the episode (terminated); otherwise it is truncated after
@@ -75,7 +78,7 @@ class GridNavFamily(TaskFamily):
     description = "Grid path planning to a hidden goal; tasks vary the goal and (optionally) the obstacles"
 
     def __init__(self, *, size: int = 8, obstacles: int = 0, start: str = "center",
-                 reward: str = "dense", horizon: int | None = None,
+                 reward: str = "dense", horizon: int | None = None, cue_steps: int = 0,
                  ranges: Mapping[str, Sequence[float]] | None = None) -> None:
         if not 2 <= int(size) <= 64:
             raise TaskError(f"gridnav: size must be in [2, 64], got {size}")
@@ -89,9 +92,14 @@ class GridNavFamily(TaskFamily):
         self.max_episode_steps = int(horizon) if horizon is not None else 2 * self.size
         if self.max_episode_steps < 1:
             raise TaskError(f"gridnav: horizon must be >= 1, got {horizon}")
+        if int(cue_steps) < 0:
+            raise TaskError(f"{self.name}: cue_steps must be >= 0, got {cue_steps}")
+        self.cue_steps = int(cue_steps)
         self.options = {"size": self.size, "obstacles": self.obstacles, "start": start,
                         "reward": reward, "horizon": self.max_episode_steps}
-        obs_dim = 2 + (self.size * self.size if self.obstacles else 0)
+        if self.cue_steps:
+            self.options["cue_steps"] = self.cue_steps
+        obs_dim = 2 + (self.size * self.size if self.obstacles else 0) + (3 if self.cue_steps else 0)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (obs_dim,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(4)
         super().__init__(ranges)
@@ -198,6 +206,7 @@ class GridNavBatched(BatchedEnv):
         self.pos = torch.zeros((*self.batch_shape, 2), dtype=torch.long, device=self.device)
         self.obs_walls = self.walls.float().unsqueeze(1).expand(-1, envs_per_task, -1) if family.obstacles else None
         self.dense = family.reward == "dense"
+        self.cue_steps = family.cue_steps
 
     def _reset_where(self, mask: torch.Tensor) -> None:
         if self.fixed_start is not None:
@@ -209,10 +218,14 @@ class GridNavBatched(BatchedEnv):
         self.pos = torch.where(mask.unsqueeze(-1), fresh, self.pos)
 
     def _observe(self) -> torch.Tensor:
-        coords = self.pos.float() / (self.size - 1)
-        if self.obs_walls is None:
-            return coords
-        return torch.cat((coords, self.obs_walls), dim=-1)
+        parts = [self.pos.float() / (self.size - 1)]
+        if self.obs_walls is not None:
+            parts.append(self.obs_walls)
+        if self.cue_steps:  # [goal row, goal col, 1] scaled to [0, 1] while the cue shows, else zeros
+            shown = (self.elapsed < self.cue_steps).float().unsqueeze(-1)
+            goal = (self.goal.float() / (self.size - 1)).expand(-1, self.envs_per_task, -1)
+            parts.append(shown * torch.cat((goal, torch.ones_like(goal[..., :1])), dim=-1))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
     def _flat(self, pos: torch.Tensor) -> torch.Tensor:
         return pos[..., 0] * self.size + pos[..., 1]
@@ -244,10 +257,7 @@ class GridNavPixelsFamily(GridNavFamily):
                  horizon: int | None = None, cue_steps: int = 0,
                  ranges: Mapping[str, Sequence[float]] | None = None) -> None:
         super().__init__(size=size, obstacles=obstacles, start=start, reward=reward, horizon=horizon,
-                         ranges=ranges)
-        if int(cue_steps) < 0:
-            raise TaskError(f"gridnav-pixels: cue_steps must be >= 0, got {cue_steps}")
-        self.cue_steps = int(cue_steps)
+                         cue_steps=cue_steps, ranges=ranges)
         self.options["cue_steps"] = self.cue_steps
         self.observation_space = gym.spaces.Box(0.0, 1.0, (3, self.size, self.size), dtype=np.float32)
 
@@ -263,7 +273,6 @@ class GridNavPixelsBatched(GridNavBatched):
                  device: Any, seed: int | None, dtype: torch.dtype) -> None:
         super().__init__(family, tasks, envs_per_task, device, seed, dtype)
         n, cells = self.size, self.size * self.size
-        self.cue_steps = family.cue_steps
         self.wall_image = self.walls.float().view(self.n_tasks, 1, 1, n, n).expand(-1, envs_per_task, -1, -1, -1)
         goal_flat = (self.goal[:, 0, 0] * n + self.goal[:, 0, 1])
         self.goal_image = torch.nn.functional.one_hot(goal_flat, cells).float().view(self.n_tasks, 1, 1, n, n)

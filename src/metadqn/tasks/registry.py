@@ -9,8 +9,9 @@ from .bandit import BanditFamily
 from .base import TaskError, TaskFamily
 from .cartpole import CartPoleFamily
 from .driving import DrivingFamily
-from .gym_adapter import acrobot_physics, highway, lunarlander_physics
 from .gridnav import GridNavFamily, GridNavPixelsFamily
+from .gym_adapter import acrobot_physics, highway, lunarlander_physics
+from .history import gridnav_memory
 
 _REGISTRY: dict[str, Callable[..., TaskFamily]] = {}
 
@@ -48,3 +49,4 @@ register_family("driving", DrivingFamily)
 register_family("acrobot-physics", acrobot_physics)
 register_family("lunarlander-physics", lunarlander_physics)
 register_family("highway", highway)
+register_family("gridnav-memory", gridnav_memory)
