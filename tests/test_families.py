@@ -267,6 +267,7 @@ def test_custom_family_example_runs():
     ("gridnav-pixels", {"size": 5, "obstacles": 3}),
     ("acrobot-physics", {"max_episode_steps": 30}),
     pytest.param("lunarlander-physics", {"max_episode_steps": 30}, marks=needs_box2d),
+    pytest.param("highway", {"max_episode_steps": 3}, marks=needs_highway),
 ])
 def test_train_and_adapt_commands_run_on_the_new_families(tmp_path, family, options, capsys):
     out = tmp_path / "run"

@@ -22,6 +22,10 @@ FAMILY_VARIANTS = [
     ("bandit", {"arms": 3, "horizon": 7}),
     ("driving", {}),
     ("driving", {"horizon": 10}),
+    ("gridnav-pixels", {}),
+    ("gridnav-pixels", {"size": 5, "obstacles": 4, "cue_steps": 2}),
+    ("gridnav", {"cue_steps": 2}),
+    ("gridnav-memory", {"size": 5}),
 ]
 
 
@@ -124,7 +128,9 @@ def _set_state(batched, i, j, single):
 
 
 @pytest.mark.parametrize("name,options", [("gridnav", {}), ("gridnav", {"obstacles": 10, "start": "random"}),
-                                          ("cartpole-physics", {}), ("bandit", {}), ("driving", {})])
+                                          ("cartpole-physics", {}), ("bandit", {}), ("driving", {}),
+                                          ("gridnav-pixels", {"start": "random", "cue_steps": 3}),
+                                          ("gridnav", {"cue_steps": 2})])
 def test_batched_equals_single_env(name, options):
     family = metadqn.make_family(name, **options)
     tasks = family.sample_tasks(4, seed=2)
