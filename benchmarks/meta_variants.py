@@ -29,6 +29,9 @@ VARIANTS = {
     "n3_adapted": {"n_step": 3, "outer_target": "adapted"},
     "ctx_n3_meta": {"inner_params": "context", "net": {"context": 8}, "n_step": 3, "outer_target": "meta"},
     "n3_meta_epsq0.3": {"n_step": 3, "outer_target": "meta", "eps_query": 0.3},
+    "metasgd": {"algo": "metasgd"},
+    "inner_steps3": {"inner_steps": 3},
+    "support_batch256": {"support_batch": 256},
 }
 
 
