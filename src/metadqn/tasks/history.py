@@ -123,7 +123,11 @@ class HistoryBatched(BatchedEnv):
 
 
 def with_history(family: TaskFamily, window: int, name: str | None = None) -> HistoryFamily:
-    """``family`` with the last ``window`` observations (plus a "real step" flag) as observation."""
+    """``family`` with the last ``window`` observations (plus a "real step" flag) as observation.
+
+    To use it by name (CLI, saved runs), register a factory:
+    ``register_family("my-memory", lambda **o: with_history(make_family("gridnav", **o), 16, "my-memory"))``.
+    """
     return HistoryFamily(family, window, name)
 
 
