@@ -126,7 +126,8 @@ def with_history(family: TaskFamily, window: int, name: str | None = None) -> Hi
     """``family`` with the last ``window`` observations (plus a "real step" flag) as observation.
 
     To use it by name (CLI, saved runs), register a factory:
-    ``register_family("my-memory", lambda **o: with_history(make_family("gridnav", **o), 16, "my-memory"))``.
+    ``register_family("my-memory", lambda window=16, **o: with_history(make_family("gridnav", **o), window,
+    "my-memory"))`` (its options are the base family's plus ``window``).
     """
     return HistoryFamily(family, window, name)
 
