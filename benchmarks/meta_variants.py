@@ -30,6 +30,7 @@ VARIANTS = {
     "ctx_n3_meta": {"inner_params": "context", "net": {"context": 8}, "n_step": 3, "outer_target": "meta"},
     "n3_meta_epsq0.3": {"n_step": 3, "outer_target": "meta", "eps_query": 0.3},
     "metasgd": {"algo": "metasgd"},
+    "outer_steps4": {"outer_steps": 4},
     "inner_steps3": {"inner_steps": 3},
     "support_batch256": {"support_batch": 256},
 }

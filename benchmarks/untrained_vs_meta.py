@@ -29,12 +29,13 @@ def main() -> None:
     ap.add_argument("--envs-per-task", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="MetaConfig override")
+    ap.add_argument("--family-options", default="{}", help="JSON object of family options")
     args = ap.parse_args()
     overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     torch.set_num_threads(1)
-    family = make_family(args.family)
+    family = make_family(args.family, **json.loads(args.family_options))
     train, test = family.split(args.n_train, args.n_test, seed=0)
-    print(f"{args.family}: {args.n_train} train / {args.n_test} held-out tasks, {args.iterations} iterations, "
+    print(f"{args.family} {family.options}: {args.n_train} train / {args.n_test} held-out tasks, {args.iterations} iterations, "
           f"{args.episodes} support episode(s), 4 runs per task, overrides {overrides}")
     metric = "NR" if all(family.oracle_return(t) is not None for t in test) else "return"  # NR needs exact optima
     print(f"| seed | untrained {metric} k=0 | untrained {metric} k=1 | meta-trained {metric} k=0 | "

@@ -337,3 +337,12 @@ def test_recurrent_maml_runs_through_the_train_and_adapt_commands(tmp_path, caps
     capsys.readouterr()
     assert main(["adapt", str(out), "--steps", "1"]) == 0
     assert "before" in capsys.readouterr().out
+
+
+@needs_highway
+def test_family_options_rebuild_the_same_family():
+    family = make_family("highway", env_id="merge-v0", max_episode_steps=5)
+    again = make_family(family.name, **family.options)
+    assert again.env_id == "merge-v0" and again.max_episode_steps == 5
+    acro = make_family("acrobot-physics", max_episode_steps=50)
+    assert make_family("acrobot-physics", **acro.options).max_episode_steps == 50

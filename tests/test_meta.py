@@ -248,3 +248,17 @@ def test_recurrent_meta_gradient_equals_explicit_loop():
     got = torch.autograd.grad(loss, list(params.values()))
     want = _loop_meta_grad(net, params, target, support, query, 0.3, 2, False)
     assert _rel_err(got, want) <= 1e-5
+
+
+def test_outer_steps_takes_that_many_meta_updates_per_batch_of_episodes():
+    family = metadqn.make_family("gridnav", size=5)
+    train, _ = family.split(4, 0, seed=0)
+    runs = {}
+    for steps in (1, 3):
+        learner = MAMLDQN(family, **_tiny(iterations=2, outer_steps=steps, eval_every=0))
+        learner.meta_train(train, progress=False)
+        (state,) = [s for s in learner.optimizer.state.values()][:1]
+        assert int(state["step"]) == 2 * steps  # Adam steps taken
+        assert learner.env_steps == 2 * 4 * 2 * 2 * family.max_episode_steps  # same data either way
+        runs[steps] = learner.params
+    assert any(not torch.equal(runs[1][k], runs[3][k]) for k in runs[1])

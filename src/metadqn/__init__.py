@@ -4,7 +4,8 @@ from .tasks import Task, TaskError, TaskFamily, list_families, make_family, regi
 from .agents import DQN, DQNConfig
 from .train import MAMLDQN, MetaConfig
 from .evaluate import EvalConfig, evaluate  # noqa: E402  (the function shadows the module name)
+from . import families  # noqa: E402  (metadqn.families.from_gymnasium etc.)
 
 __version__ = "0.1.0"
 __all__ = ["DQN", "DQNConfig", "EvalConfig", "MAMLDQN", "MetaConfig", "Task", "TaskError", "TaskFamily",
-           "evaluate", "list_families", "make_family", "register_family"]
+           "evaluate", "families", "list_families", "make_family", "register_family"]

@@ -11,6 +11,6 @@ from .tasks import (BatchedEnv, GymnasiumFamily, HistoryFamily, MissingExtra, Pa
                     TaskError, TaskFamily, from_gymnasium, list_families, make_family, register_family, with_history)
 from .tasks.gym_adapter import acrobot_physics, highway, lunarlander_physics
 
-__all__ = ["BatchedEnv", "GymnasiumFamily", "HistoryFamily", "MissingExtra", "Param", "StepResult", "Task", "TaskEnv", "TaskError",
-           "TaskFamily", "acrobot_physics", "from_gymnasium", "highway", "list_families", "lunarlander_physics",
-           "make_family", "register_family", "with_history"]
+__all__ = ["BatchedEnv", "GymnasiumFamily", "HistoryFamily", "MissingExtra", "Param", "StepResult", "Task", "TaskEnv",
+           "TaskError", "TaskFamily", "acrobot_physics", "from_gymnasium", "highway", "list_families",
+           "lunarlander_physics", "make_family", "register_family", "with_history"]

@@ -66,6 +66,7 @@ class MetaConfig:
     inner_steps: int = 1                   # gradient steps in the inner loop
     inner_params: str = "all"              # what the inner loop adapts: all | context (CAVIA; needs net.context) | head
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
+    outer_steps: int = 1                   # meta-updates per iteration, each on fresh minibatches of its episodes
     support_batch: int = 64                # transitions sampled from the support per inner loss
     query_batch: int = 64                  # transitions sampled from the query per outer loss
     gamma: float = 0.99                    # discount
@@ -92,7 +93,7 @@ class MetaConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         for name in ("iterations", "envs_per_task", "support_episodes", "query_episodes", "inner_steps",
-                     "support_batch", "query_batch", "target_update", "eval_runs", "eval_episodes",
+                     "support_batch", "query_batch", "target_update", "eval_runs", "eval_episodes", "outer_steps",
                      "n_train_tasks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -253,31 +254,35 @@ class MAMLDQN:
                 adapted = self._adapt_detached(support, cfg.inner_steps)
                 post_return = self._collect(env, query_buf, adapted, True, cfg.eps_query,
                                             cfg.query_episodes * self.horizon)
-                query = query_buf.sample(cfg.query_batch, self.n_step, cfg.gamma, generator=self.generator)
                 outer_target = self.target if cfg.outer_target == "meta" else None
                 inner_target = self.target if cfg.inner_target == "meta" else None
-                self.optimizer.zero_grad(set_to_none=True)
-                if cfg.algo == "reptile":
-                    with torch.no_grad():
-                        per_task = vmap(lambda p, q: _td(self, p, outer_target, q))(adapted, query)
-                    weights = self._weights(per_task, user_weights, n_tasks, n_envs)
-                    for k, d in reptile_direction(self.params, adapted, weights).items():
-                        self.params[k].grad = d
-                    loss = (weights * per_task).sum() / weights.sum()
-                else:
-                    _, per_task, _ = maml_loss(self.net, self.params, support, query, self.inner_lr,
-                                               cfg.inner_steps, cfg.algo == "fomaml", None, inner_target,
-                                               outer_target, cfg.double, cfg.loss, self.inner_keys)
-                    weights = self._weights(per_task, user_weights, n_tasks, n_envs)
-                    loss = (weights * per_task).sum() / weights.sum()
-                    loss.backward()
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"meta-loss became {loss_value} at iteration {self.iteration}; "
-                                             "lower inner_lr/outer_lr or check the family's rewards")
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.grad_clip)
-                self.optimizer.step()
+                for update in range(1 if cfg.algo == "reptile" else cfg.outer_steps):
+                    if update:  # further meta-updates on fresh minibatches of the same episodes
+                        support = support_buf.sample(cfg.support_batch, self.inner_n_step, cfg.gamma,
+                                                     generator=self.generator)
+                    query = query_buf.sample(cfg.query_batch, self.n_step, cfg.gamma, generator=self.generator)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if cfg.algo == "reptile":
+                        with torch.no_grad():
+                            per_task = vmap(lambda p, q: _td(self, p, outer_target, q))(adapted, query)
+                        weights = self._weights(per_task, user_weights, n_tasks, n_envs)
+                        for k, d in reptile_direction(self.params, adapted, weights).items():
+                            self.params[k].grad = d
+                        loss = (weights * per_task).sum() / weights.sum()
+                    else:
+                        _, per_task, _ = maml_loss(self.net, self.params, support, query, self.inner_lr,
+                                                   cfg.inner_steps, cfg.algo == "fomaml", None, inner_target,
+                                                   outer_target, cfg.double, cfg.loss, self.inner_keys)
+                        weights = self._weights(per_task, user_weights, n_tasks, n_envs)
+                        loss = (weights * per_task).sum() / weights.sum()
+                        loss.backward()
+                    loss_value = float(loss.detach())
+                    if not math.isfinite(loss_value):
+                        raise FloatingPointError(f"meta-loss became {loss_value} at iteration {self.iteration}; "
+                                                 "lower inner_lr/outer_lr or check the family's rewards")
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.grad_clip)
+                    self.optimizer.step()
                 self.iteration += 1
                 if self.iteration % cfg.target_update == 0:
                     with torch.no_grad():

@@ -9,6 +9,6 @@ from .gym_adapter import GymnasiumFamily, MissingExtra, from_gymnasium
 from .history import HistoryFamily, with_history
 from .registry import list_families, make_family, register_family
 
-__all__ = ["BanditFamily", "BatchedEnv", "CartPoleFamily", "DrivingFamily", "GridNavFamily", "GymnasiumFamily", "HistoryFamily", "with_history", "MissingExtra", "from_gymnasium", "GridNavPixelsFamily", "Param", "StepResult",
-           "Task", "TaskEnv", "TaskError", "TaskFamily", "list_families", "make_family",
-           "register_family"]
+__all__ = ["BanditFamily", "BatchedEnv", "CartPoleFamily", "DrivingFamily", "GridNavFamily", "GridNavPixelsFamily",
+           "GymnasiumFamily", "HistoryFamily", "MissingExtra", "Param", "StepResult", "Task", "TaskEnv", "TaskError",
+           "TaskFamily", "from_gymnasium", "list_families", "make_family", "register_family", "with_history"]

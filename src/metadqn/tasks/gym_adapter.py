@@ -46,7 +46,8 @@ class GymnasiumFamily(TaskFamily):
                  name: str | None = None, description: str | None = None,
                  defaults: Mapping[str, Any] | None = None, integer: Sequence[str] = (),
                  max_episode_steps: int | None = None, make_kwargs: Mapping[str, Any] | None = None,
-                 ranges: Mapping[str, Sequence[float]] | None = None) -> None:
+                 ranges: Mapping[str, Sequence[float]] | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
         self.env_id = env_id
         self.name = name or f"{env_id}-params"
         self.description = description or f"Gymnasium {env_id} with varied {', '.join(params) or 'nothing'}"
@@ -71,7 +72,8 @@ class GymnasiumFamily(TaskFamily):
         if not steps or int(steps) < 1:
             raise TaskError(f"{self.name}: {env_id} has no time limit; pass max_episode_steps")
         self.max_episode_steps = int(steps)
-        self.options = {"max_episode_steps": self.max_episode_steps}
+        # what a registered factory needs to rebuild this family (saved with every run)
+        self.options = {"max_episode_steps": self.max_episode_steps, **dict(options or {})}
         super().__init__(ranges)
 
     def _parse_params(self, params: Mapping[str, Sequence[float]], defaults: Mapping[str, Any],
@@ -170,9 +172,11 @@ class GymnasiumBatched(BatchedEnv):
     def _transition(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         obs, reward, terminated, truncated, _ = self.vector.step(actions.reshape(-1).cpu().numpy())
         self._obs = np.asarray(obs, dtype=np.float32).copy()
-        as_t = lambda x, dt: torch.as_tensor(np.asarray(x), dtype=dt, device=self.device).reshape(self.batch_shape)  # noqa: E731
-        self._inner_truncated = as_t(truncated, torch.bool)
-        return as_t(reward, torch.float32), as_t(terminated, torch.bool)
+        self._inner_truncated = self._as_tensor(truncated, torch.bool)
+        return self._as_tensor(reward, torch.float32), self._as_tensor(terminated, torch.bool)
+
+    def _as_tensor(self, x: Any, dtype: torch.dtype) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device).reshape(self.batch_shape)
 
     def _truncated_now(self) -> torch.Tensor:
         return self._inner_truncated
@@ -189,7 +193,8 @@ def from_gymnasium(env_id: str, params: Mapping[str, Sequence[float]], setter: S
     task's values reach the env (module docstring). Keyword options: ``name``,
     ``description``, ``defaults`` (a value per parameter; else the range's middle),
     ``integer`` (names of integer parameters), ``max_episode_steps`` (else the env's own
-    limit), ``make_kwargs`` (fixed ``gymnasium.make`` keywords), ``ranges``.
+    limit), ``make_kwargs`` (fixed ``gymnasium.make`` keywords), ``ranges``, ``options``
+    (extra keyword options of your registered factory, saved with runs so they reload).
     Register it to use it by name (CLI, saved runs)::
 
         register_family("my-family", lambda **opts: from_gymnasium("MyEnv-v0", {...}, **opts))
@@ -258,6 +263,7 @@ def highway(*, env_id: str = "highway-fast-v0", max_episode_steps: int = 40,
     return from_gymnasium(
         env_id, {"lanes": (2, 4), "density": (0.5, 2.0), "speed_limit": (25.0, 35.0), "safety": (0.0, 1.0)},
         _highway_setter, name="highway", max_episode_steps=max_episode_steps, ranges=ranges, integer=("lanes",),
+        options={"env_id": env_id},
         defaults={"lanes": 3, "density": 1.0, "speed_limit": 30.0, "safety": 0.25},
         description=f"highway-env {env_id} with varied lanes, traffic density, speed range and collision penalty")
 

@@ -30,7 +30,9 @@ def list_families() -> list[str]:
 def make_family(name: str, **options: Any) -> TaskFamily:
     """Build a task family by name; ``options`` are the family's keyword options."""
     if name not in _REGISTRY:
-        raise TaskError(f"unknown task family {name!r}; known families: {', '.join(list_families())}")
+        raise TaskError(f"unknown task family {name!r}; known families: {', '.join(list_families())} "
+                        "(a family built in code, e.g. with from_gymnasium, must be registered with "
+                        "register_family before it can be used by name or a saved run of it loaded)")
     factory = _REGISTRY[name]
     sig = inspect.signature(factory)
     if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
