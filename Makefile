@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/dqn_vs_sb3.py
 	$(BIN)/python benchmarks/meta_update.py
+	$(BIN)/python benchmarks/meta_train_throughput.py --family gridnav
+	$(BIN)/python benchmarks/meta_train_throughput.py --family driving
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -169,7 +169,8 @@ def normalized(returns: np.ndarray, rand: np.ndarray, oracle: np.ndarray) -> np.
     if np.any(gap <= 1e-8):
         bad = int(np.argmin(gap))
         raise ValueError(f"task {bad}: oracle return {oracle[bad]:.4g} is not above the random return "
-                         f"{rand[bad]:.4g}; normalized return is undefined")
+                         f"{rand[bad]:.4g}; normalized return is undefined (where the oracle is a per-task "
+                         "DQN, train it longer with --oracle-steps; or lengthen the family's episodes)")
     return (returns - rand[:, None]) / gap[:, None]
 
 
