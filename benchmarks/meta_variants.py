@@ -31,6 +31,8 @@ VARIANTS = {
     "n3_meta_epsq0.3": {"n_step": 3, "outer_target": "meta", "eps_query": 0.3},
     "metasgd": {"algo": "metasgd"},
     "outer_steps4": {"outer_steps": 4},
+    "eps_query0.3": {"eps_query": 0.3},
+    "eps_query0.1": {"eps_query": 0.1},
     "inner_steps3": {"inner_steps": 3},
     "support_batch256": {"support_batch": 256},
 }

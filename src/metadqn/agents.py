@@ -1,4 +1,6 @@
-"""DQN on one task (the baseline) or on several tasks with shared parameters (multi-task DQN).
+"""DQN on one task (the baseline), on several tasks with shared parameters (multi-task DQN),
+or on several tasks with one network each trained side by side (``independent=True``: the
+per-task oracle of the evaluation, every network updated in one vmapped step).
 
 Reads top to bottom like CleanRL: collect a step of every ``[task, env]`` with
 epsilon-greedy, store it in the per-task replay, take gradient steps on the n-step Double
@@ -17,10 +19,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch.func import vmap
 
 from .checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
 from .config import from_dict, to_dict
-from .dqn import LOSSES, epsilon_greedy, greedy_returns, linear_schedule, td_loss
+from .dqn import LOSSES, epsilon_greedy, greedy_returns, linear_schedule, task_q_values, td_loss
 from .nets import NetSpec, Params, build_qnet, init_params, q_values
 from .progress import ProgressBar
 from .replay import TaskReplay
@@ -31,7 +34,7 @@ from .tasks import Task, TaskFamily, make_family
 @dataclass
 class DQNConfig:
     """Hyperparameters of (multi-task) DQN. Step counts are environment steps summed over
-    every task and environment unless said otherwise."""
+    every task and environment unless said otherwise (with ``independent``: per task)."""
 
     total_steps: int = 50_000          # environment steps to train for
     n_envs: int = 8                    # environments per task, stepped together
@@ -53,6 +56,7 @@ class DQNConfig:
     eval_every: int = 5_000            # environment steps between greedy evaluations (0 = off)
     eval_episodes: int = 10            # episodes per task in each evaluation
     keep_best: bool = True             # keep the parameters with the best greedy evaluation
+    independent: bool = False          # one network per task, trained side by side; step counts per task
     seed: int = 0
     device: str = "cpu"
 
@@ -95,9 +99,14 @@ class DQN:
         self.device = torch.device(cfg.device)
         obs_shape = tuple(self.family.observation_space.shape)
         self.net = build_qnet(cfg.net, obs_shape, int(self.family.action_space.n)).to(self.device)
-        for k, v in init_params(self.net, cfg.seed).items():
-            self.net.get_parameter(k).data.copy_(v)
-        self.params: Params = dict(self.net.named_parameters())
+        if cfg.independent:  # parameters with a leading task axis, task i initialised from seed + i
+            inits = [init_params(self.net, cfg.seed + i) for i in range(len(self.tasks))]
+            self.params: Params = {k: torch.stack([p[k] for p in inits]).to(self.device).requires_grad_()
+                                   for k in inits[0]}
+        else:
+            for k, v in init_params(self.net, cfg.seed).items():
+                self.net.get_parameter(k).data.copy_(v)
+            self.params = dict(self.net.named_parameters())
         self.history: list[dict[str, float]] = []
 
     # -- training -------------------------------------------------------------------------
@@ -110,19 +119,22 @@ class DQN:
         target = {k: v.detach().clone() for k, v in self.params.items()}
         opt = torch.optim.Adam(self.params.values(), lr=cfg.lr, foreach=True)
         logger = RunLogger(out_dir) if out_dir is not None else None
-        per_iter = n_tasks * cfg.n_envs
+        ind = cfg.independent
+        per_iter = cfg.n_envs if ind else n_tasks * cfg.n_envs  # env steps per iteration, as counted
         iterations = math.ceil(cfg.total_steps / per_iter)
-        best = (-math.inf, {k: v.detach().clone() for k, v in self.params.items()})
+        best_ret = torch.full((n_tasks if ind else 1,), -math.inf, device=dev)
+        best = {k: v.detach().clone() for k, v in self.params.items()}
         recent = deque(maxlen=100)
         credit, updates, loss_value, next_eval = 0.0, 0, float("nan"), cfg.eval_every
         obs = env.reset()
         t0 = time.perf_counter()
-        with ProgressBar("dqn", iterations, enabled=progress) as bar:
+        label = f"dqn x{n_tasks} independent" if ind else "dqn"
+        with ProgressBar(label, iterations, enabled=progress) as bar:
             for it in range(iterations):
                 steps = (it + 1) * per_iter
                 eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, it / iterations)
                 with torch.no_grad():
-                    actions = epsilon_greedy(q_values(self.net, self.params, obs), eps, gen)
+                    actions = epsilon_greedy(task_q_values(self.net, self.params, obs, ind), eps, gen)
                 out = env.step(actions)
                 replay.add(obs, actions, out.reward, out.next_obs, out.terminated, out.done)
                 obs = out.obs
@@ -134,11 +146,15 @@ class DQN:
                     while credit >= 1:
                         credit -= 1
                         batch = replay.sample(cfg.batch_size, cfg.n_step, cfg.gamma, generator=gen)
-                        loss = td_loss(self.net, self.params, target, batch, cfg.double, cfg.loss)
+                        if ind:  # each task's loss reaches only its own network
+                            loss = vmap(lambda p, t, b: td_loss(self.net, p, t, b, cfg.double, cfg.loss))(
+                                self.params, target, batch).sum()
+                        else:
+                            loss = td_loss(self.net, self.params, target, batch, cfg.double, cfg.loss)
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         if cfg.grad_clip > 0:
-                            torch.nn.utils.clip_grad_norm_(self.params.values(), cfg.grad_clip)
+                            _clip(self.params, cfg.grad_clip, per_task=ind)
                         opt.step()
                         updates += 1
                         if updates % cfg.target_update == 0:
@@ -153,9 +169,14 @@ class DQN:
                 last = it == iterations - 1
                 if cfg.eval_every and (steps >= next_eval or last):
                     next_eval += cfg.eval_every
-                    ret = float(self.evaluate(episodes=cfg.eval_episodes, seed=cfg.seed + 10_000 + it).mean())
-                    if ret > best[0]:
-                        best = (ret, {k: v.detach().clone() for k, v in self.params.items()})
+                    rets = self.evaluate(episodes=cfg.eval_episodes, seed=cfg.seed + 10_000 + it).mean(1)
+                    rets = rets if ind else rets.mean().reshape(1)
+                    better = rets > best_ret                        # per network
+                    best_ret = torch.where(better, rets, best_ret)
+                    for k, v in self.params.items():
+                        mask = better.view(-1, *[1] * (v.dim() - 1)) if ind else better
+                        best[k] = torch.where(mask, v.detach(), best[k])
+                    ret = float(rets.mean())
                     row = {"env_steps": steps, "updates": updates, "epsilon": eps, "loss": loss_value,
                            "train_return": float(np.mean(recent)) if recent else float("nan"),
                            "eval_return": ret, "env_steps_per_s": steps / (time.perf_counter() - t0)}
@@ -164,9 +185,9 @@ class DQN:
                         logger.log(steps, row)
                 bar.update(1, env_steps=per_iter, loss=loss_value,
                            ret=float(np.mean(recent)) if recent else float("nan"))
-        if cfg.keep_best and cfg.eval_every and best[0] > -math.inf:
+        if cfg.keep_best and cfg.eval_every and bool(torch.isfinite(best_ret).all()):
             with torch.no_grad():
-                for k, v in best[1].items():
+                for k, v in best.items():
                     self.params[k].copy_(v)
         self.train_seconds = time.perf_counter() - t0
         if logger:
@@ -177,13 +198,21 @@ class DQN:
     # -- using the policy -----------------------------------------------------------------
     @torch.no_grad()
     def predict(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Greedy actions for observations ``[..., *obs_shape]``."""
+        """Greedy actions for observations ``[..., *obs_shape]`` (``independent``: ``[task, ..., *obs_shape]``)."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        if self.config.independent:
+            if x.dim() < len(self.net.obs_shape) + 1 or x.shape[0] != len(self.tasks):
+                raise ValueError(f"an independent DQN needs observations [task={len(self.tasks)}, ..., *obs_shape]")
+            return task_q_values(self.net, self.params, x, True).argmax(-1).cpu().numpy()
         return q_values(self.net, self.params, x).argmax(-1).cpu().numpy()
 
     def evaluate(self, tasks: Sequence[Task] | None = None, episodes: int = 10, seed: int = 0) -> torch.Tensor:
-        """Greedy returns ``[task, episodes]`` on ``tasks`` (default: the training tasks)."""
-        return greedy_returns(self.family, tasks or self.tasks, self.net, self.params, episodes,
+        """Greedy returns ``[task, episodes]`` on ``tasks`` (default: the training tasks;
+        ``independent``: network i plays task i, so as many tasks as networks)."""
+        tasks = list(tasks or self.tasks)
+        if self.config.independent and len(tasks) != len(self.tasks):
+            raise ValueError(f"an independent DQN has {len(self.tasks)} networks, one per task; got {len(tasks)} tasks")
+        return greedy_returns(self.family, tasks, self.net, self.params, episodes, per_task=self.config.independent,
                               device=self.device, seed=seed)
 
     # -- persistence ----------------------------------------------------------------------
@@ -208,3 +237,15 @@ class DQN:
                                      f"network expects {list(agent.params[k].shape)}")
                 agent.params[k].copy_(v)
         return agent
+
+
+def _clip(params: Params, max_norm: float, per_task: bool) -> None:
+    """Clip gradients to ``max_norm``: over all parameters, or per network (leading task axis)."""
+    if not per_task:
+        torch.nn.utils.clip_grad_norm_(params.values(), max_norm)
+        return
+    grads = [p.grad for p in params.values() if p.grad is not None]
+    norms = torch.sqrt(sum(g.flatten(1).square().sum(1) for g in grads))          # [task]
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))

@@ -132,15 +132,11 @@ def oracle_returns(family: TaskFamily, tasks: Sequence[Task], dqn_steps: int = 3
     if all(r is not None for r in exact):
         return np.asarray(exact, dtype=float)
     from .agents import DQN
-    out = []
-    with ProgressBar("oracle: per-task DQN", len(tasks), enabled=progress) as bar:
-        for i, task in enumerate(tasks):
-            agent = DQN(family, task, total_steps=dqn_steps, seed=seed + i, device=str(device),
-                        eval_every=max(1000, dqn_steps // 10))
-            agent.learn(progress=False)
-            out.append(float(agent.evaluate(episodes=10, seed=seed + 1000 + i).mean()))
-            bar.update(1, env_steps=dqn_steps)
-    return np.asarray(out, dtype=float)
+    # one network per task, all trained side by side (vmapped); task i's network starts from seed + i
+    agent = DQN(family, list(tasks), total_steps=dqn_steps, seed=seed, device=str(device), independent=True,
+                eval_every=max(1000, dqn_steps // 10))
+    agent.learn(progress=progress)
+    return agent.evaluate(episodes=10, seed=seed + 1000).mean(1).cpu().numpy().astype(float)
 
 
 # -- statistics -----------------------------------------------------------------------------
