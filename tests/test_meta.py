@@ -127,13 +127,14 @@ def test_same_seed_gives_same_metrics(tmp_path, algo):
     assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
 
 
-@pytest.mark.parametrize("algo", ["maml", "metasgd"])
-def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, algo):
+@pytest.mark.parametrize("algo,extra", [("maml", {}), ("metasgd", {}),
+                                        ("maml", {"query_replay": 120, "eps_query": 0.5})])  # replay is saved too
+def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, algo, extra):
     family = metadqn.make_family("gridnav", size=5)
     train, test = family.split(4, 2, seed=0)
-    full = MAMLDQN(family, **_tiny(algo=algo, iterations=6))
+    full = MAMLDQN(family, **_tiny(algo=algo, iterations=6, **extra))
     full.meta_train(train, test_tasks=test, out_dir=tmp_path / "full", progress=False)
-    part = MAMLDQN(family, **_tiny(algo=algo, iterations=6))
+    part = MAMLDQN(family, **_tiny(algo=algo, iterations=6, **extra))
     part.meta_train(train, iterations=4, test_tasks=test, out_dir=tmp_path / "part", progress=False)
     # a kill after the checkpoint at iteration 4 would have logged more rows: resume drops them
     with open(tmp_path / "part" / "metrics.jsonl", "a") as fh:
@@ -262,3 +263,19 @@ def test_outer_steps_takes_that_many_meta_updates_per_batch_of_episodes():
         assert learner.env_steps == 2 * 4 * 2 * 2 * family.max_episode_steps  # same data either way
         runs[steps] = learner.params
     assert any(not torch.equal(runs[1][k], runs[3][k]) for k in runs[1])
+
+
+
+def test_query_replay_keeps_earlier_iterations_data():
+    family = metadqn.make_family("gridnav", size=5)
+    train, _ = family.split(4, 0, seed=0)
+    learner = MAMLDQN(family, **_tiny(iterations=3, query_replay=200, eval_every=0))
+    learner.meta_train(train, progress=False)
+    buf = learner._query_buf
+    assert buf.steps == 3 * family.max_episode_steps and len(buf) == 3 * family.max_episode_steps
+    # each iteration's last step is an episode boundary, so n-step returns never join two iterations
+    ends = [(i + 1) * family.max_episode_steps - 1 for i in range(3)]
+    assert bool(buf.done[:, ends].all())
+    fresh = MAMLDQN(family, **_tiny(iterations=3, eval_every=0))
+    fresh.meta_train(train, progress=False)
+    assert fresh._query_buf.steps == family.max_episode_steps  # without replay: this iteration's only

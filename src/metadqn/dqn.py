@@ -103,22 +103,25 @@ def greedy_returns(family: TaskFamily, tasks: Sequence[Task], net: nn.Module, pa
 
 @torch.no_grad()
 def collect(env: Any, buffer: TaskReplay, q_fn: Callable[[torch.Tensor], torch.Tensor], epsilon: float,
-            steps: int, generator: torch.Generator | None = None) -> float:
+            steps: int, generator: torch.Generator | None = None, clear: bool = True) -> float:
     """Fresh episodes in every ``[task, env]`` of ``env``, ``steps`` steps of epsilon-greedy
     actions on ``q_fn(obs [task, env, ...]) -> [task, env, A]``, stored with one buffer row
-    per ``[task, env]`` instance (the buffer is cleared first). Returns the mean return of
-    the episodes that finished."""
-    buffer.clear()
+    per ``[task, env]`` instance (the buffer is cleared first unless ``clear=False``; the last
+    step is marked as an episode boundary, so n-step returns never run into the next call's
+    data). Returns the mean return of the episodes that finished."""
+    if clear:
+        buffer.clear()
     obs = env.reset()
     n = env.n_tasks * env.envs_per_task
     total = torch.zeros((), device=obs.device)
     count = torch.zeros((), device=obs.device)
-    for _ in range(steps):
+    for step in range(steps):
         actions = epsilon_greedy(q_fn(obs), epsilon, generator)
         out = env.step(actions)
+        boundary = out.done | (step == steps - 1)
         buffer.add(obs.reshape(n, 1, *obs.shape[2:]), actions.reshape(n, 1), out.reward.reshape(n, 1),
                    out.next_obs.reshape(n, 1, *obs.shape[2:]), out.terminated.reshape(n, 1),
-                   out.done.reshape(n, 1))
+                   boundary.reshape(n, 1))
         total += (out.episode_return * out.done).sum()
         count += out.done.sum()
         obs = out.obs

@@ -79,6 +79,19 @@ class TaskReplay:
     def clear(self) -> None:
         self.steps = 0
 
+    STATE = ("obs", "next_obs", "action", "reward", "terminated", "done")
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The stored data (for a checkpoint; ``steps`` goes with it separately)."""
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], steps: int) -> None:
+        for name in self.STATE:
+            if name not in tensors or tensors[name].shape != getattr(self, name).shape:
+                raise ValueError(f"replay state {name!r} is missing or has the wrong shape")
+            getattr(self, name).copy_(tensors[name])
+        self.steps = int(steps)
+
     def sample(self, batch_size: int, n_step: int = 1, gamma: float = 0.99, recent: int | None = None,
                generator: torch.Generator | None = None) -> Batch:
         """``batch_size`` transitions per task, uniformly from the last ``recent`` steps of each

@@ -32,8 +32,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch.func import vmap
 
-from .checkpoint import (load_checkpoint, load_optimizer, optimizer_tensors, prefixed, save_checkpoint,
-                         unprefixed)
+from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors, prefixed,
+                         save_checkpoint, unprefixed)
 from .config import from_dict, to_dict
 from .dqn import LOSSES, collect, td_loss
 from .meta.maml import adapt_tasks, maml_loss
@@ -79,6 +79,7 @@ class MetaConfig:
     target_update: int = 10                # iterations between meta target-network copies
     eps_support: float = 1.0               # exploration while collecting support data (1 = uniformly random)
     eps_query: float = 1.0                 # exploration while collecting query data (1 = uniformly random)
+    query_replay: int = 0                  # query transitions kept per instance across iterations (0 = this iteration's)
     task_weights: str | tuple[float, ...] = "uniform"  # uniform | difficulty | one weight per training task
     net: NetSpec = field(default_factory=NetSpec)
     grad_clip: float = 10.0                # max meta-gradient norm (0 = off)
@@ -103,8 +104,8 @@ class MetaConfig:
                 raise ValueError(f"{name} must be a positive number, got {v}")
         if self.inner_n_step < -1:
             raise ValueError(f"inner_n_step must be >= 0, or -1 for the same as n_step; got {self.inner_n_step}")
-        if self.n_step < 0 or self.n_test_tasks < 0 or self.eval_every < 0 or self.checkpoint_every < 0:
-            raise ValueError("n_step, n_test_tasks, eval_every and checkpoint_every must be >= 0")
+        if min(self.n_step, self.n_test_tasks, self.eval_every, self.checkpoint_every, self.query_replay) < 0:
+            raise ValueError("n_step, n_test_tasks, eval_every, checkpoint_every and query_replay must be >= 0")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.loss not in LOSSES:
@@ -158,6 +159,7 @@ class MAMLDQN:
         self.train_tasks: list[Task] = []
         self.test_tasks: list[Task] = []
         self._env_state: torch.Tensor | None = None
+        self._query_buf: TaskReplay | None = None   # persists across meta_train calls (query_replay)
 
     # -- small helpers --------------------------------------------------------------------
     def _inner_keys(self) -> list[str]:
@@ -196,9 +198,9 @@ class MAMLDQN:
         return q.reshape(t, e, -1)
 
     def _collect(self, env: Any, buffer: TaskReplay, params: Params, per_instance: bool, epsilon: float,
-                 steps: int) -> float:
+                 steps: int, clear: bool = True) -> float:
         return collect(env, buffer, lambda obs: self._instance_q(params, obs, per_instance), epsilon, steps,
-                       self.generator)
+                       self.generator, clear)
 
     def _support(self, env: Any, buffer: TaskReplay) -> tuple[Batch, float]:
         cfg = self.config
@@ -235,7 +237,10 @@ class MAMLDQN:
             env.generator.set_state(self._env_state)
         n = n_tasks * n_envs
         support_buf = TaskReplay(n, 1, cfg.support_episodes * self.horizon, env.obs_shape, self.device)
-        query_buf = TaskReplay(n, 1, cfg.query_episodes * self.horizon, env.obs_shape, self.device)
+        query_cap = max(cfg.query_episodes * self.horizon, cfg.query_replay)
+        if self._query_buf is None or (self._query_buf.n_tasks, self._query_buf.slots) != (n, query_cap):
+            self._query_buf = TaskReplay(n, 1, query_cap, env.obs_shape, self.device)
+        query_buf = self._query_buf
         logger = None
         if out_dir is not None:
             out_dir = Path(out_dir)
@@ -253,7 +258,7 @@ class MAMLDQN:
                 support, pre_return = self._support(env, support_buf)
                 adapted = self._adapt_detached(support, cfg.inner_steps)
                 post_return = self._collect(env, query_buf, adapted, True, cfg.eps_query,
-                                            cfg.query_episodes * self.horizon)
+                                            cfg.query_episodes * self.horizon, clear=not cfg.query_replay)
                 outer_target = self.target if cfg.outer_target == "meta" else None
                 inner_target = self.target if cfg.inner_target == "meta" else None
                 for update in range(1 if cfg.algo == "reptile" else cfg.outer_steps):
@@ -381,8 +386,14 @@ class MAMLDQN:
             tensors.update(prefixed("inner_lr", self.inner_lrs))
         if self._env_state is not None:
             tensors["rng/env"] = self._env_state
+        replay_meta = None
+        if self.config.query_replay and self._query_buf is not None:  # resume must see the same data
+            tensors.update(prefixed("query_replay", self._query_buf.state_tensors()))
+            replay_meta = {"steps": self._query_buf.steps, "instances": self._query_buf.n_tasks,
+                           "capacity": self._query_buf.slots}
         meta = {"kind": "maml-dqn", "family": self.family.name, "family_options": self.family.options,
                 "config": to_dict(self.config), "iteration": self.iteration, "optimizer": opt_meta,
+                "query_replay": replay_meta,
                 "train_tasks": [dict(t.params) for t in self.train_tasks],
                 "test_tasks": [dict(t.params) for t in self.test_tasks]}
         save_checkpoint(path, tensors, meta)
@@ -403,6 +414,14 @@ class MAMLDQN:
         learner.iteration = int(meta["iteration"])
         learner.train_tasks = [family.task(**p) for p in meta["train_tasks"]]
         learner.test_tasks = [family.task(**p) for p in meta["test_tasks"]]
+        replay = meta.get("query_replay")
+        if replay:
+            obs_shape = tuple(family.observation_space.shape)
+            learner._query_buf = TaskReplay(replay["instances"], 1, replay["capacity"], obs_shape, learner.device)
+            try:
+                learner._query_buf.load_state(unprefixed("query_replay", tensors), replay["steps"])
+            except ValueError as e:
+                raise CheckpointError(f"{path}: {e}") from None
         return learner
 
 
