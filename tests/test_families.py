@@ -238,6 +238,7 @@ def test_families_json_lists_every_family_even_without_extras(monkeypatch, capsy
     (lambda: from_gymnasium("CartPole-v1", {"gravity": 9.8}), r"needs \(low, high\)"),
     (lambda: from_gymnasium("CartPole-v1", {"gravty": (5, 15)}), "no attribute 'gravty'"),
     (lambda: from_gymnasium("NoSuchEnv-v0", {"x": (0, 1)}), "cannot make 'NoSuchEnv-v0'"),
+    (lambda: from_gymnasium("CartPole-v1", {"gravity": (5, 15)}, setter="kwargs"), "cannot make 'CartPole-v1'"),
     (lambda: from_gymnasium("CartPole-v1", {"gravity": (5, 15)}, setter="attributes"), "setter must be"),
     (lambda: from_gymnasium("CartPole-v1", {"gravity": (5, 15)}).task(gravity=50), "out of range"),
 ])

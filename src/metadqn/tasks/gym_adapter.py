@@ -112,8 +112,8 @@ class GymnasiumFamily(TaskFamily):
             env = gym.make(self.env_id, **kwargs)
         except gym.error.DependencyNotInstalled as e:
             raise MissingExtra(f"family {self.name!r} needs an optional dependency: {e}") from None
-        except gym.error.Error as e:
-            raise TaskError(f"{self.name}: cannot make {self.env_id!r}: {e}") from None
+        except (gym.error.Error, TypeError) as e:  # unknown id, or a keyword the env does not take
+            raise TaskError(f"{self.name}: cannot make {self.env_id!r} with {sorted(kwargs)}: {e}") from None
         if self.setter is None:
             for pname, value in values.items():
                 if not hasattr(env.unwrapped, pname):
