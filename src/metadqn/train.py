@@ -55,7 +55,7 @@ class MetaConfig:
     """Hyperparameters of meta-training. Episodes are the family's horizon in env steps."""
 
     algo: str = "maml"                     # maml | fomaml | reptile | metasgd
-    iterations: int = 300                  # meta-updates
+    iterations: int = 300                  # collect-then-update rounds (each: outer_steps meta-updates)
     n_train_tasks: int = 40                # training tasks drawn from the family (CLI)
     n_test_tasks: int = 20                 # held-out tasks for evaluation (CLI)
     split_seed: int = 0                    # seed of the train/test split
@@ -253,6 +253,7 @@ class MAMLDQN:
         t0, start_iter = time.perf_counter(), self.iteration
         user_weights = None if isinstance(cfg.task_weights, str) else cfg.task_weights
         shown: dict[str, float] = {}
+        updates_per_iter = 1 if cfg.algo == "reptile" else cfg.outer_steps
         with ProgressBar(f"meta-train {cfg.algo}", total - self.iteration, enabled=progress) as bar:
             while self.iteration < total:
                 support, pre_return = self._support(env, support_buf)
@@ -261,7 +262,7 @@ class MAMLDQN:
                                             cfg.query_episodes * self.horizon, clear=not cfg.query_replay)
                 outer_target = self.target if cfg.outer_target == "meta" else None
                 inner_target = self.target if cfg.inner_target == "meta" else None
-                for update in range(1 if cfg.algo == "reptile" else cfg.outer_steps):
+                for update in range(updates_per_iter):
                     if update:  # further meta-updates on fresh minibatches of the same episodes
                         support = support_buf.sample(cfg.support_batch, self.inner_n_step, cfg.gamma,
                                                      generator=self.generator)
@@ -299,7 +300,7 @@ class MAMLDQN:
                     "iteration": self.iteration, "env_steps": self.iteration * steps_per_iter,
                     "query_loss": loss_value, "pre_return": pre_return, "post_return": post_return,
                     "env_steps_per_s": done_iters * steps_per_iter / elapsed,
-                    "meta_updates_per_s": done_iters / elapsed}
+                    "meta_updates_per_s": done_iters * updates_per_iter / elapsed}
                 if self.inner_lrs is not None:
                     row["inner_lr_mean"] = float(torch.cat([v.detach().flatten() for v in self.inner_lrs.values()]).mean())
                 evaluate_now = cfg.eval_every and self.test_tasks and (
