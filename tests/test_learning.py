@@ -34,18 +34,18 @@ def test_meta_training_on_gridnav_improves_held_out_adaptation():
     print(f"pre {pre} post {post} untrained post {untrained_post}")
 
 
-@pytest.mark.slow  # ~3.5 min on one CPU core: run with `pytest -m slow`
+@pytest.mark.slow  # ~2.5 min on one CPU core: run with `pytest -m slow` (make test-slow)
 def test_meta_training_on_cartpole_improves_held_out_adaptation():
-    """cartpole-physics needs far more meta-updates than gridnav: 300 iterations x 32
-    meta-updates each. Measured (seed 0): pre 11.7 -> post 31.8 mean greedy return; the
-    untrained network's one step gives 14.7. Far from balancing (500), but adaptation helps."""
+    """cartpole-physics needs far more meta-updates than gridnav (300 iterations x 32), the
+    first-order meta-gradient and a small inner step. Measured (seed 0, benchmarks/RESULTS.md):
+    mean greedy return 11.8 before the step -> 172.3 after it; the untrained network's step: 11.7."""
     family = metadqn.make_family("cartpole-physics")
     train, test = family.split(20, 10, seed=0)
-    learner = metadqn.MAMLDQN(family, iterations=300, outer_steps=32, envs_per_task=2, eval_every=0,
-                              checkpoint_every=0, seed=0)
+    learner = metadqn.MAMLDQN(family, algo="fomaml", inner_lr=0.02, iterations=300, outer_steps=32,
+                              envs_per_task=2, eval_every=0, checkpoint_every=0, seed=0)
     untrained = float(learner.adaptation_returns(test, steps=(1,), runs=4, seed=3)["return"][1].mean())
     learner.meta_train(train, progress=False)
     r = learner.adaptation_returns(test, steps=(0, 1), runs=4, seed=3)["return"]
     pre, post = float(r[0].mean()), float(r[1].mean())
-    assert post - pre >= 10.0, (pre, post)
-    assert post - untrained >= 10.0, (untrained, post)
+    assert post - pre >= 50.0, (pre, post)
+    assert post - untrained >= 50.0, (untrained, post)
