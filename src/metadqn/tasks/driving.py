@@ -120,23 +120,25 @@ class DrivingBatched(BatchedEnv):
         self.spawn_u = torch.zeros((*shape, MAX_CARS, 3), dtype=dtype, device=self.device)
         self.lane_ids = torch.arange(MAX_LANES, device=self.device)
 
-    def _random_lane(self, *shape: int) -> torch.Tensor:
-        lanes = self.lanes.reshape(self.n_tasks, *([1] * (len(shape) - 1)))
-        return (self._rand(*shape) * lanes).long().clamp_max(lanes - 1)
+    def _lane_from(self, u: torch.Tensor) -> torch.Tensor:
+        """A lane of each task's road from uniforms ``u`` ``[task, ...]``."""
+        lanes = self.lanes.reshape(self.n_tasks, *([1] * (u.dim() - 1)))
+        return (u * lanes).long().clamp_max(lanes - 1)
 
-    def _car_speed(self, *shape: int) -> torch.Tensor:
-        limit = self.limit.reshape(self.n_tasks, *([1] * (len(shape) - 1)))
-        return limit * (0.6 + 0.35 * self._rand(*shape))
+    def _speed_from(self, u: torch.Tensor) -> torch.Tensor:
+        """A traffic speed in ``[0.6, 0.95] x speed_limit`` from uniforms ``u`` ``[task, ...]``."""
+        limit = self.limit.reshape(self.n_tasks, *([1] * (u.dim() - 1)))
+        return limit * (0.6 + 0.35 * u)
 
     def _reset_where(self, mask: torch.Tensor) -> None:
         t, e, k = self.n_tasks, self.envs_per_task, MAX_CARS
-        ego_lane = self._random_lane(t, e)
+        ego_lane = self._lane_from(self._rand(t, e))
         ego_v = 15.0 + 10.0 * self._rand(t, e)
-        lane = self._random_lane(t, e, k)
+        lane = self._lane_from(self._rand(t, e, k))
         s = -VIEW_BEHIND + (VIEW_AHEAD + VIEW_BEHIND) * self._rand(t, e, k)
         near = (lane == ego_lane.unsqueeze(-1)) & (s.abs() < 25.0)
         s = torch.where(near, torch.where(s >= 0, s + 25.0, s - 25.0), s)  # keep 25 m clear of the ego car
-        v = self._car_speed(t, e, k)
+        v = self._speed_from(self._rand(t, e, k))
         m1, mk = mask, mask.unsqueeze(-1)
         self.ego_lane = torch.where(m1, ego_lane, self.ego_lane)
         self.ego_v = torch.where(m1, ego_v, self.ego_v)
@@ -196,13 +198,10 @@ class DrivingBatched(BatchedEnv):
         gone_back, gone_front = self.car_s < -VIEW_BEHIND, self.car_s > VIEW_AHEAD
         gone = gone_back | gone_front
         u_s, u_lane, u_v = self.spawn_u.unbind(-1)
-        lanes = self.lanes.unsqueeze(-1)
         fresh_s = torch.where(gone_back, VIEW_AHEAD - 20.0 * u_s, -VIEW_BEHIND + 20.0 * u_s)
-        fresh_lane = (u_lane * lanes).long().clamp_max(lanes - 1)
-        fresh_v = self.limit.unsqueeze(-1) * (0.6 + 0.35 * u_v)
         self.car_s = torch.where(gone, fresh_s, self.car_s)
-        self.car_lane = torch.where(gone, fresh_lane, self.car_lane)
-        self.car_v = torch.where(gone, fresh_v, self.car_v)
+        self.car_lane = torch.where(gone, self._lane_from(u_lane), self.car_lane)
+        self.car_v = torch.where(gone, self._speed_from(u_v), self.car_v)
         self.spawn_u = torch.where(gone.unsqueeze(-1), self._rand(*self.spawn_u.shape), self.spawn_u)
         # reward
         gap_ahead = torch.where(same & (self.car_s >= 0), self.car_s, torch.full_like(self.car_s, float("inf")))
