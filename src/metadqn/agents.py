@@ -173,9 +173,8 @@ class DQN:
                     rets = rets if ind else rets.mean().reshape(1)
                     better = rets > best_ret                        # per network
                     best_ret = torch.where(better, rets, best_ret)
-                    for k, v in self.params.items():
-                        mask = better.view(-1, *[1] * (v.dim() - 1)) if ind else better
-                        best[k] = torch.where(mask, v.detach(), best[k])
+                    for k, v in self.params.items():  # better is [task] or [1]: broadcast over the rest
+                        best[k] = torch.where(better.view(-1, *[1] * (v.dim() - 1)), v.detach(), best[k])
                     ret = float(rets.mean())
                     row = {"env_steps": steps, "updates": updates, "epsilon": eps, "loss": loss_value,
                            "train_return": float(np.mean(recent)) if recent else float("nan"),
