@@ -390,8 +390,7 @@ class MAMLDQN:
         replay_meta = None
         if self.config.query_replay and self._query_buf is not None:  # resume must see the same data
             tensors.update(prefixed("query_replay", self._query_buf.state_tensors()))
-            replay_meta = {"steps": self._query_buf.steps, "instances": self._query_buf.n_tasks,
-                           "capacity": self._query_buf.slots}
+            replay_meta = {"steps": self._query_buf.steps}  # its size is the tensors' shape
         meta = {"kind": "maml-dqn", "family": self.family.name, "family_options": self.family.options,
                 "config": to_dict(self.config), "iteration": self.iteration, "optimizer": opt_meta,
                 "query_replay": replay_meta,
@@ -417,10 +416,14 @@ class MAMLDQN:
         learner.test_tasks = [family.task(**p) for p in meta["test_tasks"]]
         replay = meta.get("query_replay")
         if replay:
-            obs_shape = tuple(family.observation_space.shape)
-            learner._query_buf = TaskReplay(replay["instances"], 1, replay["capacity"], obs_shape, learner.device)
+            stored = unprefixed("query_replay", tensors)
+            if "obs" not in stored:
+                raise CheckpointError(f"{path}: the query replay's tensors are missing")
+            instances, capacity = stored["obs"].shape[:2]  # [instance, slot, 1, *obs]
+            learner._query_buf = TaskReplay(instances, 1, capacity, tuple(family.observation_space.shape),
+                                            learner.device)
             try:
-                learner._query_buf.load_state(unprefixed("query_replay", tensors), replay["steps"])
+                learner._query_buf.load_state(stored, replay["steps"])
             except ValueError as e:
                 raise CheckpointError(f"{path}: {e}") from None
         return learner
