@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from metadqn.agents import DQN
+from metadqn.dqn_agent import DQN
 
 
 def sb3_run(steps: int, seed: int) -> tuple[float, float]:

@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from metadqn.dqn import td_loss
-from metadqn.meta import maml_loss
+from metadqn.meta import InnerLoop, maml_loss
 from metadqn.nets import NetSpec, build_qnet, init_params
 from metadqn.replay import Batch
+from metadqn.td import td_loss
 
 
 def make_batch(n_tasks: int, batch: int, obs: int, n_actions: int, device: str, gen: torch.Generator) -> Batch:
@@ -36,16 +36,17 @@ def loop_grads(net, params, target, support, query, lr, steps, first_order):
     for i in range(n_tasks):
         p = dict(params)
         for _ in range(steps):
-            g = torch.autograd.grad(td_loss(net, p, target, support.task(i)), list(p.values()),
+            g = torch.autograd.grad(td_loss(net, p, support.row(i), target=target), list(p.values()),
                                     create_graph=not first_order)
             p = {k: v - lr * (gk.detach() if first_order else gk) for (k, v), gk in zip(p.items(), g)}
-        total = total + td_loss(net, p, target, query.task(i))
+        total = total + td_loss(net, p, query.row(i), target=target)
     return torch.autograd.grad(total / n_tasks, list(params.values()))
 
 
 def vmap_grads(net, params, target, support, query, lr, steps, first_order):
-    loss, _, _ = maml_loss(net, params, support, query, lr, steps, first_order, None, target, target)
-    return torch.autograd.grad(loss, list(params.values()))
+    per_task, _ = maml_loss(net, params, support, query, InnerLoop(lr=lr, steps=steps, first_order=first_order),
+                            inner_target=target, outer_target=target)
+    return torch.autograd.grad(per_task.mean(), list(params.values()))
 
 
 def timed(fn, opt, params, device, repeats):

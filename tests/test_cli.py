@@ -46,7 +46,7 @@ def test_train_adapt_and_resume_end_to_end(tmp_path, capsys):
             "--set", "eval_every=2", "--set", "eval_runs=1", "--set", "checkpoint_every=2", "--set", "net.hidden=[16]"]
     assert main([*base, "--iterations", "2"]) == 0
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["meta"]["n_train_tasks"] == 4 and len(config["test_tasks"]) == 2
+    assert config["kind"] == "maml-dqn" and config["config"]["n_train_tasks"] == 4 and len(config["test_tasks"]) == 2
     assert main(["train", "--out", str(run_dir), "--resume", "--iterations", "4", "--quiet"]) == 0
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
@@ -61,6 +61,28 @@ def test_dqn_command_writes_checkpoint_config_and_metrics(tmp_path, capsys):
     assert main(["dqn", "--family", "gridnav", "--out", str(out_dir), "--steps", "800", "--quiet",
                  "--set", "eval_every=400"]) == 0
     assert (out_dir / "checkpoint.safetensors").exists()
-    assert json.loads((out_dir / "config.json").read_text())["dqn"]["total_steps"] == 800
+    assert json.loads((out_dir / "config.json").read_text())["config"]["total_steps"] == 800
     assert len((out_dir / "metrics.jsonl").read_text().splitlines()) == 2
     assert "greedy return" in capsys.readouterr().out
+
+
+def test_a_run_is_never_overwritten_by_accident_and_resume_keeps_its_settings(tmp_path, capsys):
+    run_dir = tmp_path / "nav"
+    base = ["train", "--family", "gridnav", "--family-options", "{\"size\": 5}", "--out", str(run_dir), "--quiet",
+            "--iterations", "1", "--set", "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "envs_per_task=1",
+            "--set", "eval_every=0", "--set", "net.hidden=[8]"]
+    assert main(base) == 0
+    before = (run_dir / "checkpoint.safetensors").read_bytes()
+    assert main(base) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run_dir / "checkpoint.safetensors").read_bytes() == before
+    assert main(["train", "--out", str(run_dir), "--resume", "--set", "inner_lr=0.1", "--quiet"]) == 2
+    assert "--set cannot change them" in capsys.readouterr().err
+    assert main(["train", "--out", str(run_dir), "--resume", "--iterations", "2", "--quiet"]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["config"]["iterations"] == 2  # not stale
+    assert main([*base, "--overwrite"]) == 0
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1
+    (tmp_path / "file").write_text("x")
+    assert main([*base[:5], "--out", str(tmp_path / "file"), "--quiet"]) == 2
+    assert "is a file, not a run directory" in capsys.readouterr().err

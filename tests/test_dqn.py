@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import metadqn
-from metadqn.agents import DQN
+from metadqn.dqn_agent import DQN
 from metadqn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from metadqn.dqn import epsilon_greedy, td_loss
+from metadqn.rollout import epsilon_greedy
+from metadqn.td import td_loss
 from metadqn.nets import NetSpec, build_qnet, init_params
 from metadqn.replay import Batch, TaskReplay
 
@@ -67,8 +68,8 @@ def test_td_loss_matches_hand_computed_double_dqn_target():
         a_star = net.functional(params, batch.next_obs).argmax(-1)
         y = batch.returns + batch.discount * net.functional(target, batch.next_obs)[torch.arange(6), a_star]
         y_plain = batch.returns + batch.discount * net.functional(target, batch.next_obs).max(-1).values
-    assert td_loss(net, params, target, batch, double=True, loss="mse").item() == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-6)
-    assert td_loss(net, params, target, batch, double=False, loss="mse").item() == pytest.approx(((q - y_plain) ** 2).mean().item(), rel=1e-6)
+    assert td_loss(net, params, batch, target=target, double=True, loss="mse").item() == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-6)
+    assert td_loss(net, params, batch, target=target, double=False, loss="mse").item() == pytest.approx(((q - y_plain) ** 2).mean().item(), rel=1e-6)
 
 
 def test_epsilon_greedy_explores_at_the_given_rate():
@@ -163,7 +164,7 @@ def test_independent_dqn_learns_each_task_where_a_shared_network_cannot():
 
 
 def test_independent_gradient_clipping_is_per_network():
-    from metadqn.agents import _clip
+    from metadqn.dqn_agent import _clip
     p = {"w": torch.zeros(2, 3, requires_grad=True)}
     p["w"].grad = torch.tensor([[100.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     _clip(p, 10.0, per_task=True)

@@ -9,10 +9,14 @@ import torch
 
 from metadqn import make_family
 from metadqn.cli import main
-from metadqn.dqn import greedy_returns
-from metadqn.evaluate import AdaptSpec, EvalConfig, adaptation_curve, evaluate, interval, normalized, random_returns
+from metadqn.adaptation import adaptation_curve
+from metadqn.baselines import finetune_adapter, random_returns
+from metadqn.evaluate import EvalConfig, evaluate
+from metadqn.learner import MAMLDQN
 from metadqn.nets import NetSpec, build_qnet, init_params
-from metadqn.train import MAMLDQN
+from metadqn.rollout import greedy_returns, params_q
+from metadqn.stats import interval, normalized
+from metadqn.td import TDLoss
 
 
 def _bandit_q(family, means):
@@ -29,14 +33,17 @@ def test_oracle_policy_scores_nr_one_and_random_policy_nr_zero():
     net, params = _bandit_q(family, task["means"])
     rand = np.array([family.random_return(task)])
     oracle = np.array([family.oracle_return(task)])
-    spec = AdaptSpec(net, params, lr=0.1, epsilon=0.0)
-    ret = adaptation_curve(family, spec, [task], runs=50, budget=1, steps=(0,), eval_episodes=10, seed=3)[0]
+    fixed = finetune_adapter("fixed", net, params, lr=0.1, epsilon=0.0, td=TDLoss(), batch=8)
+    ret = adaptation_curve(fixed, family, [task], runs_per_task=50, episodes=1, steps=(0,), eval_episodes=10,
+                           seed=3)[0]
     assert abs(normalized(ret.numpy(), rand, oracle).mean() - 1.0) < 0.05
-    random_ret = greedy_returns(family, [task] * 50, net, params, episodes=10, seed=4, epsilon=1.0).mean(-1)
+    random_ret = greedy_returns(family, [task] * 50, params_q(net, params), episodes=10, seed=4, epsilon=1.0).mean(-1)
     assert abs(normalized(random_ret.numpy()[None], rand, oracle).mean()) < 0.1
     # a deliberately bad policy (always the worst arm) is clearly below random
     bad_net, bad = _bandit_q(family, [-m for m in task["means"]])
-    worst = adaptation_curve(family, AdaptSpec(bad_net, bad, 0.1, 0.0), [task], 20, 1, (0,), 5, seed=5)[0]
+    worst_adapter = finetune_adapter("worst", bad_net, bad, lr=0.1, epsilon=0.0, td=TDLoss(), batch=8)
+    worst = adaptation_curve(worst_adapter, family, [task], runs_per_task=20, episodes=1, steps=(0,), eval_episodes=5,
+                             seed=5)[0]
     assert normalized(worst.numpy(), rand, oracle).mean() < -0.5
 
 

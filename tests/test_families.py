@@ -334,7 +334,7 @@ def test_recurrent_maml_runs_through_the_train_and_adapt_commands(tmp_path, caps
                  "--set", "eval_every=0", "--set", "net.kind=gru", "--set", "net.hidden=[8]"])
     assert code == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["meta"]["net"]["kind"] == "gru"
+    assert config["config"]["net"]["kind"] == "gru"
     capsys.readouterr()
     assert main(["adapt", str(out), "--steps", "1"]) == 0
     assert "before" in capsys.readouterr().out

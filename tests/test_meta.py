@@ -8,12 +8,12 @@ import torch
 
 import metadqn
 from metadqn.config import ConfigError
-from metadqn.dqn import td_loss
-from metadqn.meta import adapt, adapt_tasks, maml_loss, reptile_direction
+from metadqn.meta import InnerLoop, adapt, adapt_tasks, maml_loss, reptile_direction, task_weights
 from metadqn.nets import NetSpec, build_qnet, init_params
 from metadqn.replay import Batch
 from metadqn.runlog import read_metrics
-from metadqn.train import MAMLDQN
+from metadqn.learner import MAMLDQN
+from metadqn.td import td_loss
 
 T, B, OBS, A = 5, 12, 3, 4
 
@@ -37,11 +37,11 @@ def _loop_meta_grad(net, params, target, support, query, lr, steps, first_order,
     for i in range(T):
         p = dict(params)
         for _ in range(steps):
-            g = torch.autograd.grad(td_loss(net, p, target, support.task(i)), list(p.values()),
+            g = torch.autograd.grad(td_loss(net, p, support.row(i), target=target), list(p.values()),
                                     create_graph=not first_order)
             p = {k: v - (lrs[k] if lrs else lr) * (gk.detach() if first_order else gk)
                  for (k, v), gk in zip(p.items(), g)}
-        total = total + td_loss(net, p, target, query.task(i))
+        total = total + td_loss(net, p, query.row(i), target=target)
     wrt = list(params.values()) + (list(lrs.values()) if lrs else [])
     return torch.autograd.grad(total / T, wrt)
 
@@ -54,27 +54,28 @@ def _rel_err(a, b):
 @pytest.mark.parametrize("steps", [1, 3])
 def test_vmapped_meta_gradient_equals_explicit_loop(first_order, steps):
     net, params, target, support, query = _setup()
-    loss, _, _ = maml_loss(net, params, support, query, 0.3, steps, first_order,
-                           inner_target=target, outer_target=target)
-    got = torch.autograd.grad(loss, list(params.values()))
+    per_task, _ = maml_loss(net, params, support, query, InnerLoop(lr=0.3, steps=steps, first_order=first_order),
+                            inner_target=target, outer_target=target)
+    got = torch.autograd.grad(per_task.mean(), list(params.values()))
     want = _loop_meta_grad(net, params, target, support, query, 0.3, steps, first_order)
     assert _rel_err(got, want) <= 1e-5
 
 
 def test_second_order_differs_from_first_order():
     net, params, target, support, query = _setup()
-    g2 = torch.autograd.grad(maml_loss(net, params, support, query, 0.3, 2, False, None, target, target)[0],
-                             list(params.values()))
-    g1 = torch.autograd.grad(maml_loss(net, params, support, query, 0.3, 2, True, None, target, target)[0],
-                             list(params.values()))
+    grads = [torch.autograd.grad(maml_loss(net, params, support, query, InnerLoop(lr=0.3, steps=2, first_order=fo),
+                                           inner_target=target, outer_target=target)[0].mean(), list(params.values()))
+             for fo in (False, True)]
+    g2, g1 = grads
     assert _rel_err(g1, g2) > 1e-3
 
 
 def test_metasgd_gradient_wrt_learned_step_sizes_equals_loop():
     net, params, target, support, query = _setup()
     lrs = {k: torch.full_like(v, 0.2).requires_grad_() for k, v in params.items()}
-    loss, _, _ = maml_loss(net, params, support, query, lrs, 2, False, None, target, target)
-    got = torch.autograd.grad(loss, list(params.values()) + list(lrs.values()))
+    per_task, _ = maml_loss(net, params, support, query, InnerLoop(lr=lrs, steps=2), inner_target=target,
+                            outer_target=target)
+    got = torch.autograd.grad(per_task.mean(), list(params.values()) + list(lrs.values()))
     want = _loop_meta_grad(net, params, target, support, query, None, 2, False, lrs)
     assert _rel_err(got, want) <= 1e-5
 
@@ -87,7 +88,8 @@ def test_meta_gradient_matches_finite_differences():
         for k, v in params.items():
             p[k] = flat[i:i + v.numel()].view_as(v)
             i += v.numel()
-        return maml_loss(net, p, support, query, 0.3, 2, False, None, target, target, double=False, loss="mse")[0]
+        return maml_loss(net, p, support, query, InnerLoop(lr=0.3, steps=2), inner_target=target, outer_target=target,
+                         double=False, loss="mse")[0].mean()
 
     flat = torch.cat([v.detach().flatten() for v in params.values()]).requires_grad_()
     (g,) = torch.autograd.grad(f(flat), flat)
@@ -101,10 +103,11 @@ def test_meta_gradient_matches_finite_differences():
 
 def test_reptile_direction_points_to_mean_adapted_params():
     net, params, target, support, _ = _setup()
-    adapted = adapt_tasks(net, params, support, 0.3, 3, True, target)
+    inner = InnerLoop(lr=0.3, steps=3, first_order=True)
+    adapted = adapt_tasks(net, params, support, inner, target=target)
     direction = reptile_direction(params, adapted)
     for i in range(T):
-        one = adapt(net, params, support.task(i), 0.3, 3, True, target)
+        one = adapt(net, params, support.row(i), inner, target=target)
         for k in params:
             assert torch.allclose(adapted[k][i], one[k], atol=1e-10)
     for k, v in params.items():
@@ -168,13 +171,14 @@ def test_user_task_weights_must_match_the_training_tasks():
         MAMLDQN(family, **_tiny(task_weights=[1.0, 2.0, 3.0])).meta_train(train, progress=False)
 
 
-@pytest.mark.parametrize("weights", ["difficulty", [1.0, 0.0, 0.0, 0.0]])
-def test_task_weights_change_the_meta_update(weights):
-    family = metadqn.make_family("gridnav", size=5)
-    train, _ = family.split(4, 0, seed=0)
-    runs = [MAMLDQN(family, **_tiny(iterations=2, eval_every=0, task_weights=w)).meta_train(train, progress=False)
-            for w in ("uniform", weights)]
-    assert any(not torch.equal(runs[0].params[k], runs[1].params[k]) for k in runs[0].params)
+def test_difficulty_weights_follow_the_query_losses():
+    # (user weights in a real meta-iteration: tests/test_meta_iteration.py)
+    losses = torch.tensor([1.0, 2.0, 3.0, 100.0])
+    w = task_weights("difficulty", losses, 4, torch.device("cpu"))
+    raw = losses / losses.mean()
+    assert torch.allclose(w, raw.clamp(0.1, 10.0))
+    assert torch.allclose(task_weights("uniform", losses, 4, torch.device("cpu")), torch.ones(4))
+    assert torch.allclose(task_weights([1.0, 3.0], None, 2, torch.device("cpu")), torch.tensor([0.5, 1.5]))
 
 
 def test_context_only_inner_loop_matches_explicit_loop_and_leaves_the_body_alone():
@@ -182,7 +186,9 @@ def test_context_only_inner_loop_matches_explicit_loop_and_leaves_the_body_alone
     net = build_qnet(NetSpec(hidden=(16,), activation="tanh", context=3), (OBS,), A).double()
     params = {k: (v.double() + (0.1 if k == "context" else 0.0)).requires_grad_() for k, v in init_params(net, 1).items()}
     _, _, _, support, query = _setup()
-    loss, _, adapted = maml_loss(net, params, support, query, 0.7, 2, False, keys=["context"], double=False)
+    per_task, adapted = maml_loss(net, params, support, query, InnerLoop(lr=0.7, steps=2, keys=("context",)),
+                                  double=False)
+    loss = per_task.mean()
     for k in params:
         if k != "context":
             assert torch.equal(adapted[k][0], params[k].detach())
@@ -193,9 +199,9 @@ def test_context_only_inner_loop_matches_explicit_loop_and_leaves_the_body_alone
         ctx = params["context"]
         for _ in range(2):
             p = {**params, "context": ctx}
-            (g,) = torch.autograd.grad(td_loss(net, p, None, support.task(i), double=False), [ctx], create_graph=True)
+            (g,) = torch.autograd.grad(td_loss(net, p, support.row(i), double=False), [ctx], create_graph=True)
             ctx = ctx - 0.7 * g
-        total = total + td_loss(net, {**params, "context": ctx}, None, query.task(i), double=False)
+        total = total + td_loss(net, {**params, "context": ctx}, query.row(i), double=False)
     want = torch.autograd.grad(total / T, list(params.values()))
     assert _rel_err(got, want) < 1e-6
 
@@ -223,9 +229,9 @@ def test_cnn_meta_gradient_equals_explicit_loop(first_order):
         return Batch(torch.rand(T, B, *shape, **f), torch.randint(0, A, (T, B)), torch.randn(T, B, **f),
                      torch.rand(T, B, *shape, **f), torch.rand(T, B, **f))
     support, query = batch(), batch()
-    loss, _, _ = maml_loss(net, params, support, query, 0.3, 2, first_order, inner_target=target,
-                           outer_target=target)
-    got = torch.autograd.grad(loss, list(params.values()))
+    per_task, _ = maml_loss(net, params, support, query, InnerLoop(lr=0.3, steps=2, first_order=first_order),
+                            inner_target=target, outer_target=target)
+    got = torch.autograd.grad(per_task.mean(), list(params.values()))
     want = _loop_meta_grad(net, params, target, support, query, 0.3, 2, first_order)
     assert _rel_err(got, want) <= 1e-5
 
@@ -245,8 +251,9 @@ def test_recurrent_meta_gradient_equals_explicit_loop():
         return Batch(obs, torch.randint(0, A, (T, B)), torch.randn(T, B, **f), torch.randn(T, B, *shape, **f),
                      torch.rand(T, B, **f))
     support, query = batch(), batch()
-    loss, _, _ = maml_loss(net, params, support, query, 0.3, 2, False, inner_target=target, outer_target=target)
-    got = torch.autograd.grad(loss, list(params.values()))
+    per_task, _ = maml_loss(net, params, support, query, InnerLoop(lr=0.3, steps=2), inner_target=target,
+                            outer_target=target)
+    got = torch.autograd.grad(per_task.mean(), list(params.values()))
     want = _loop_meta_grad(net, params, target, support, query, 0.3, 2, False)
     assert _rel_err(got, want) <= 1e-5
 
@@ -258,7 +265,7 @@ def test_outer_steps_takes_that_many_meta_updates_per_batch_of_episodes():
     for steps in (1, 3):
         learner = MAMLDQN(family, **_tiny(iterations=2, outer_steps=steps, eval_every=0))
         learner.meta_train(train, progress=False)
-        (state,) = [s for s in learner.optimizer.state.values()][:1]
+        (state,) = [s for s in learner.state.optimizer.state.values()][:1]
         assert int(state["step"]) == 2 * steps  # Adam steps taken
         assert learner.env_steps == 2 * 4 * 2 * 2 * family.max_episode_steps  # same data either way
         runs[steps] = learner.params

@@ -79,18 +79,15 @@ def cmd_families(args: argparse.Namespace) -> int:
 
 
 def cmd_dqn(args: argparse.Namespace) -> int:
-    from .agents import DQN, DQNConfig
+    from .dqn_agent import DQN, DQNConfig
+    from .runs import prepare, write_config
     family = make_family(args.family, **_family_options(args))
     config = _resolve_config(DQNConfig, args, {"total_steps": args.steps, "seed": args.seed, "device": args.device})
-    task = _parse_task(args.task)
-    agent = DQN(family, task, config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"family": family.name, "family_options": family.options,
-                                                 "task": agent.tasks[0].to_dict()["params"],
-                                                 "dqn": to_dict(agent.config)}, indent=2))
+    agent = DQN(family, _parse_task(args.task), config)
+    out = prepare(args.out, overwrite=args.overwrite)
+    write_config(out, kind="dqn", family=family, config=agent.config, tasks={"tasks": agent.tasks})
     agent.learn(out_dir=out, progress=not args.quiet)
-    returns = agent.evaluate(episodes=args.eval_episodes, seed=config.seed + 777)
+    returns = agent.evaluate(episodes=args.eval_episodes, seed=config.seed)
     mean = float(returns.mean())
     print(f"greedy return over {returns.numel()} episodes: {mean:.1f} ± {float(returns.std()):.1f} "
           f"({config.total_steps} env steps, {agent.train_seconds:.0f} s)")
@@ -106,46 +103,45 @@ def _print_adaptation(summary: dict[str, Any], label: str) -> None:
         print(f"{label} normalized     " + "  ".join(f"k={k}: {summary['nr'][k]:.2f}" for k in steps))
 
 
+RESUME_FIXED = ("family", "family_options", "config", "set", "algo", "seed")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import MAMLDQN, MetaConfig, summarize
-    family = make_family(args.family, **_family_options(args))
-    out = Path(args.out)
+    from .learner import MetaConfig, summarize
+    from .runs import resume_meta_run, start_meta_run
     if args.resume:
-        learner = MAMLDQN.load(out / "checkpoint.safetensors", device=args.device)
-        if args.iterations is not None:
-            learner.config.iterations = args.iterations
-        train_tasks, test_tasks = learner.train_tasks, learner.test_tasks
-        print(f"resuming {out} at iteration {learner.iteration}/{learner.config.iterations}")
+        given = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED if getattr(args, name, None)]
+        if given:
+            raise ConfigError(f"--resume continues {args.out} with its saved settings; {', '.join(given)} cannot "
+                              "change them (start a new run in another --out instead)")
+        learner = resume_meta_run(args.out, iterations=args.iterations, device=args.device)
+        print(f"resuming {args.out} at iteration {learner.iteration}/{learner.config.iterations}")
     else:
+        family = make_family(args.family or "gridnav", **_family_options(args))
         config = _resolve_config(MetaConfig, args, {"algo": args.algo, "iterations": args.iterations,
                                                     "seed": args.seed, "device": args.device})
-        train_tasks, test_tasks = family.split(config.n_train_tasks, config.n_test_tasks, seed=config.split_seed)
-        learner = MAMLDQN(family, config)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(
-            {"family": family.name, "family_options": family.options, "meta": to_dict(config),
-             "train_tasks": [dict(t.params) for t in train_tasks],
-             "test_tasks": [dict(t.params) for t in test_tasks]}, indent=2))
-    learner.meta_train(train_tasks, learner.config.iterations, test_tasks, out_dir=out, progress=not args.quiet)
+        learner = start_meta_run(args.out, family, config, overwrite=args.overwrite)
+    out = Path(args.out)
+    learner.meta_train(out_dir=out, progress=not args.quiet)
     print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
-    if test_tasks:
+    if learner.test_tasks:
         k = learner.config.inner_steps
-        res = learner.adaptation_returns(test_tasks, steps=sorted({0, 1, k}), runs=learner.config.eval_runs, seed=99)
-        _print_adaptation(summarize(res), f"held-out ({len(test_tasks)} tasks)")
+        res = learner.adaptation_returns(learner.test_tasks, steps=sorted({0, 1, k}), runs=learner.config.eval_runs,
+                                         seed=learner.config.seed)
+        _print_adaptation(summarize(res), f"held-out ({len(learner.test_tasks)} tasks)")
     return 0
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from .dqn import greedy_returns
-    from .train import MAMLDQN
+    from .learner import MAMLDQN
     learner = MAMLDQN.load(Path(args.run), device=args.device)
     task = learner.family.validate_task(_parse_task(args.task) or learner.family.default_task())
     steps = args.steps if args.steps is not None else learner.config.inner_steps
-    before = {k: v.detach() for k, v in learner.params.items()}
-    after = learner.adapt(task, episodes=args.episodes, steps=steps, seed=args.seed)
-    kw = dict(episodes=args.eval_episodes, device=learner.device, seed=args.seed + 1)
-    r0 = float(greedy_returns(learner.family, [task], learner.net, before, **kw).mean())
-    r1 = float(greedy_returns(learner.family, [task], learner.net, after, **kw).mean())
+    if args.episodes < 1 or steps < 0:
+        raise ConfigError(f"--episodes must be >= 1 and --steps >= 0, got {args.episodes} and {steps}")
+    returns = learner.adaptation_returns([task], steps=sorted({0, steps}), episodes=args.episodes, runs=1,
+                                         eval_episodes=args.eval_episodes, seed=args.seed)["return"]
+    r0, r1 = float(returns[0].mean()), float(returns[steps].mean())
     print(f"task {json.dumps(dict(task.params))}")
     print(f"greedy return before adaptation: {r0:.2f}")
     print(f"greedy return after {steps} step(s) on {args.episodes} episode(s): {r1:.2f}")
@@ -165,21 +161,11 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
-def _test_tasks(learner: Any, n: int | None) -> list[Any]:
-    """The run's held-out tasks, or ``n`` of them drawn with the run's split seed (the
-    split draws training tasks first, so a larger test set keeps the same training tasks)."""
-    if n is None or n == len(learner.test_tasks):
-        return list(learner.test_tasks)
-    train, test = learner.family.split(len(learner.train_tasks), n, seed=learner.config.split_seed)
-    if [t.key() for t in train] != [t.key() for t in learner.train_tasks]:
-        raise ConfigError("this run's training tasks do not come from its split seed; cannot draw more test tasks")
-    return test
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig, evaluate
+    from .learner import MAMLDQN
     from .report import headline, write_report
-    from .train import MAMLDQN
+    from .runs import more_test_tasks
     run = Path(args.run)
     learner = MAMLDQN.load(run, device=args.device)
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
@@ -187,7 +173,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         steps=_int_list(args.steps, "--steps"), eval_episodes=args.eval_episodes,
                         baselines=baselines, multitask_steps=args.multitask_steps, oracle_steps=args.oracle_steps,
                         seed=args.seed)
-    tasks = _test_tasks(learner, args.n_test_tasks)
+    tasks = more_test_tasks(learner, args.n_test_tasks)
     result = evaluate(learner, tasks, config=config, progress=not args.quiet)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     quiet = ["--quiet"] if args.quiet else []
     print(f"metadqn demo: meta-training MAML-DQN on {args.family}, then evaluating it against the baselines "
           "on held-out tasks")
-    code = main(["train", "--family", args.family, "--out", args.out, "--iterations", str(args.iterations),
+    code = main(["train", "--family", args.family, "--out", args.out, "--overwrite", "--iterations", str(args.iterations),
                  *[x for kv in args.set or [] for x in ("--set", kv)], *quiet])
     if code:
         return code
@@ -223,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_families)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--family", default="cartpole-physics", help="task family (see `metadqn families`)")
+        p.add_argument("--family", default="cartpole-physics", help="task family (see `metadqn families`; train: gridnav)")
         p.add_argument("--family-options", help="JSON object of family options, e.g. '{\"obstacles\": 8}'")
         p.add_argument("--config", help="JSON file with config values")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config value (repeatable)")
@@ -231,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None, help="cpu or cuda")
         p.add_argument("--out", required=True, help="run directory")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--overwrite", action="store_true", help="replace a run that --out already holds")
 
     p = sub.add_parser("dqn", help="train single-task DQN")
     common(p)
@@ -241,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="meta-train MAML-DQN / FOMAML / Reptile / Meta-SGD")
     common(p)
-    p.set_defaults(family="gridnav")
+    p.set_defaults(family=None)
     p.add_argument("--algo", choices=["maml", "fomaml", "reptile", "metasgd"], default=None)
     p.add_argument("--iterations", type=int, default=None, help="meta-updates (config iterations)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -281,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one meta-training config value")
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo", help="run directory (the demo replaces its own earlier run)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -7,8 +7,8 @@ batches, and ``torch.func.vmap`` over the task axis with ``functional_call``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -56,13 +56,6 @@ class NetSpec:
             raise ValueError(f"context must be >= 0, got {self.context}")
         if any(h < 1 for h in self.hidden + self.channels):
             raise ValueError(f"layer widths must be >= 1, got hidden={self.hidden} channels={self.channels}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "NetSpec":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 class QNet(nn.Module):

@@ -1,7 +1,8 @@
-"""Meta-learning: MAML (second/first order), Meta-SGD, Reptile, task weighting."""
+"""Meta-learning pieces: the inner loop (MAML second/first order, Meta-SGD), Reptile's
+direction, task weighting, and one meta-iteration (:mod:`metadqn.meta.iteration`)."""
 
-from .maml import adapt, adapt_tasks, maml_loss
+from .maml import InnerLoop, adapt, adapt_tasks, gradient_steps, maml_loss
 from .reptile import reptile_direction
 from .weighting import task_weights
 
-__all__ = ["adapt", "adapt_tasks", "maml_loss", "reptile_direction", "task_weights"]
+__all__ = ["InnerLoop", "adapt", "adapt_tasks", "gradient_steps", "maml_loss", "reptile_direction", "task_weights"]

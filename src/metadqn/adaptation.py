@@ -1,0 +1,137 @@
+"""The one adaptation path: collect a new task's data, adapt, act. Meta-training
+(:mod:`metadqn.meta.iteration`), ``MAMLDQN.adapt``, ``metadqn adapt`` and ``metadqn
+evaluate`` all call these functions with an :class:`~metadqn.adapters.Adapter`.
+
+For every task instance at once:
+
+1. collect ``episodes`` episodes with the adapter's prior state, epsilon-greedy with its
+   ``support.epsilon`` (:func:`collect_support`);
+2. sample ``support.batch × episodes`` transitions per instance (:func:`sample_support`);
+3. adapt: ``k`` steps of the adapter on that batch, vmapped over instances (:func:`adapt_batch`);
+4. act with the adapted state (:func:`instance_q`), e.g. greedily (:func:`adaptation_curve`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch.func import vmap
+
+from .adapters.base import Adapter, State, SupportSpec
+from .replay import Batch, TaskReplay
+from .rollout import QFn, collect, greedy_returns
+from .seeding import derive_seed
+from .tasks import BatchedEnv, Task, TaskFamily
+
+
+LAYOUTS = ("shared", "task", "instance")
+
+
+def instance_q(adapter: Adapter, state: State, *, layout: str) -> QFn:
+    """Q-function over observations ``[task, env, *obs]`` for states laid out as
+    ``"shared"`` (one state for every env), ``"task"`` (a leading axis matching the
+    observations' task axis) or ``"instance"`` (a leading ``task * env`` axis, task-major)."""
+    if layout == "shared":
+        return lambda obs: adapter.q_values(state, obs)
+    if layout == "task":
+        return lambda obs: vmap(adapter.q_values)(state, obs)
+    if layout != "instance":
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+    def q_fn(obs: torch.Tensor) -> torch.Tensor:
+        t, e = obs.shape[:2]
+        flat = obs.reshape(t * e, 1, *obs.shape[2:])
+        return vmap(adapter.q_values)(state, flat).reshape(t, e, -1)
+    return q_fn
+
+
+def collect_support(env: BatchedEnv, adapter: Adapter, buffer: TaskReplay, *, episodes: int,
+                    generator: torch.Generator) -> float:
+    """Step 1: ``episodes`` fresh episodes per instance of ``env`` with the adapter's prior
+    state into ``buffer`` (one row per instance); returns their mean return."""
+    if episodes < 1:
+        raise ValueError(f"support episodes must be >= 1, got {episodes}")
+    prior = {k: v.detach() for k, v in adapter.prior().items()}
+    return collect(env, buffer, instance_q(adapter, prior, layout="shared"), epsilon=adapter.support.epsilon,
+                   steps=episodes * env.max_episode_steps, generator=generator)
+
+
+def sample_support(buffer: TaskReplay, spec: SupportSpec, *, episodes: int, generator: torch.Generator) -> Batch:
+    """Step 2: ``spec.batch × episodes`` transitions per instance, ``[instance, batch, ...]``."""
+    return buffer.sample(spec.batch * episodes, spec.n_step, spec.gamma, generator=generator)
+
+
+def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | None = None) -> State:
+    """Step 3: the adapted state of every instance (leading instance axis), vmapped.
+
+    ``start=None`` adapts from the prior (shared by every instance, and differentiable with
+    respect to it during meta-training); otherwise from per-instance states.
+    """
+    n = support.obs.shape[0]
+    if start is None:
+        prior = adapter.prior()
+        if steps == 0:
+            return {k: v.unsqueeze(0).expand(n, *v.shape) for k, v in prior.items()}
+        return vmap(lambda batch: adapter.adapt(prior, batch, steps))(support)
+    if steps == 0:
+        return start
+    return vmap(lambda state, batch: adapter.adapt(state, batch, steps))(start, support)
+
+
+def new_task_data(family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: int, episodes: int,
+                  adapter: Adapter | None, seed: int = 0,
+                  device: str | torch.device = "cpu") -> tuple[TaskReplay, torch.Generator]:
+    """Step 1 for ``runs_per_task`` fresh instances per task: their support replay (rows
+    task-major) and the generator that sampling continues with. ``adapter=None`` acts
+    uniformly at random: with the same seed, the very data every method whose
+    ``support.epsilon`` is 1 collects (the information limit is computed from it)."""
+    env = family.make_batched(tasks, runs_per_task, device=device, seed=derive_seed(seed, "support-env"))
+    buf = TaskReplay(len(tasks) * runs_per_task, 1, episodes * family.max_episode_steps, env.obs_shape, device)
+    gen = torch.Generator(device=env.device).manual_seed(derive_seed(seed, "support"))
+    if adapter is None:
+        n_actions = int(family.action_space.n)
+        collect(env, buf, lambda obs: torch.zeros(*obs.shape[:2], n_actions, device=obs.device), epsilon=1.0,
+                steps=episodes * family.max_episode_steps, generator=gen)
+    else:
+        collect_support(env, adapter, buf, episodes=episodes, generator=gen)
+    return buf, gen
+
+
+def adapt_instances(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: int,
+                    episodes: int, steps: Sequence[int], seed: int = 0,
+                    device: str | torch.device = "cpu") -> dict[int, State]:
+    """Adapt ``runs_per_task`` independent instances per task (new data each); returns, for
+    each k in ``steps``, states with a leading ``task * runs_per_task`` axis (task-major)."""
+    if any(k < 0 for k in steps):
+        raise ValueError(f"adaptation step counts must be >= 0, got {list(steps)}")
+    adapter = adapter.detached()
+    buf, gen = new_task_data(family, tasks, runs_per_task=runs_per_task, episodes=episodes, adapter=adapter,
+                             seed=seed, device=device)
+    support = sample_support(buf, adapter.support, episodes=episodes, generator=gen)
+    out: dict[int, State] = {}
+    current, done = None, 0
+    for k in sorted(set(steps)):
+        current = {name: v.detach() for name, v in adapt_batch(adapter, support, k - done, current).items()}
+        done = k
+        out[k] = current
+    return out
+
+
+def adaptation_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: int,
+                     episodes: int, steps: Sequence[int], eval_episodes: int = 5, seed: int = 0,
+                     device: str | torch.device = "cpu") -> dict[int, torch.Tensor]:
+    """Greedy return ``[task, run]`` after k adaptation steps, for each k in ``steps``."""
+    adapted = adapt_instances(adapter, family, tasks, runs_per_task=runs_per_task, episodes=episodes, steps=steps,
+                              seed=seed, device=device)
+    instances = [t for t in tasks for _ in range(runs_per_task)]
+    out = {}
+    for k, state in adapted.items():  # instance i plays its own task: the eval env's task axis
+        r = greedy_returns(family, instances, instance_q(adapter, state, layout="task"), episodes=eval_episodes,
+                           device=device, seed=derive_seed(seed, "greedy-eval"))
+        out[k] = r.mean(-1).view(len(tasks), runs_per_task)
+    return out
+
+
+__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "collect_support", "instance_q",
+           "new_task_data", "sample_support"]

@@ -1,0 +1,6 @@
+"""Ways to adapt to a new task, all behind one interface (:class:`Adapter`)."""
+
+from .base import Adapter, State, SupportSpec
+from .gradient import GradientAdapter
+
+__all__ = ["Adapter", "GradientAdapter", "State", "SupportSpec"]

@@ -1,0 +1,79 @@
+"""The seam every adaptation method plugs into.
+
+An :class:`Adapter` answers four questions, for ONE task instance at a time (the one
+adaptation path in :mod:`metadqn.adaptation` batches instances with ``vmap``):
+
+- what is my state before I see the task? (:meth:`Adapter.prior`)
+- given support transitions, what is my state after k steps? (:meth:`Adapter.adapt`)
+- what are my Q-values for an observation in that state? (:meth:`Adapter.q_values`)
+- how do I collect and sample my support data? (:attr:`Adapter.support`)
+
+A state is a dict of tensors (a whole parameter dict for MAML, a context vector for
+context methods). Meta-training, ``learner.adapt``, ``metadqn adapt`` and ``metadqn
+evaluate`` only talk to this interface, so a new method is one new class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..replay import Batch
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SupportSpec:
+    """How a method collects and samples a new task's data: exploration while collecting,
+    transitions sampled per support episode for each adaptation step's loss, and the
+    n-step returns and discount of the sampled batch."""
+
+    epsilon: float = 1.0
+    batch: int = 64
+    n_step: int = 1
+    gamma: float = 0.99
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.epsilon <= 1:
+            raise ValueError(f"support epsilon must be in [0, 1], got {self.epsilon}")
+        if self.batch < 1 or self.n_step < 1:
+            raise ValueError(f"support batch and n_step must be >= 1, got {self.batch}, {self.n_step}")
+
+
+class Adapter(ABC):
+    """One way to adapt a Q-network to a new task (see the module docstring)."""
+
+    name: str
+    net: nn.Module
+    support: SupportSpec
+
+    @abstractmethod
+    def prior(self) -> State:
+        """The state before any task data (no instance axis)."""
+
+    @abstractmethod
+    def adapt(self, state: State, support: Batch, steps: int) -> State:
+        """The state after ``steps`` adaptation steps on ``support`` (``[batch, ...]``, one
+        instance). Differentiable with respect to the method's meta-parameters unless the
+        adapter was :meth:`detached`."""
+
+    @abstractmethod
+    def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
+        """Q-values ``[..., n_actions]`` for observations ``[..., *obs_shape]`` in ``state``."""
+
+    def detached(self) -> "Adapter":
+        """The same adapter with its meta-parameters cut from the autograd graph (for acting
+        and evaluation)."""
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready settings (land in the evaluation JSON)."""
+        return {"name": self.name, "support": vars(self.support).copy()}
+
+
+__all__ = ["Adapter", "State", "SupportSpec"]

@@ -1,0 +1,273 @@
+"""The meta-learner: :class:`MAMLDQN` loops :func:`~metadqn.meta.iteration.meta_iteration`,
+logs, evaluates on held-out tasks and checkpoints. What one iteration does is in
+:mod:`metadqn.meta.iteration`; how a new task is adapted to is in :mod:`metadqn.adaptation`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .adaptation import adapt_instances, adaptation_curve
+from .adapters import GradientAdapter
+from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors, prefixed,
+                         save_checkpoint, unprefixed)
+from .config import from_dict, to_dict
+from .meta.config import ALGOS, MetaConfig
+from .meta.iteration import Buffers, MetaState, inner_keys, maml_adapter, meta_iteration
+from .meta.weighting import validate_weights
+from .nets import Params, build_qnet, init_params
+from .progress import ProgressBar
+from .replay import TaskReplay
+from .runlog import open_metrics
+from .seeding import derive_seed
+from .stats import normalized
+from .tasks import Task, TaskFamily, make_family
+
+
+class MAMLDQN:
+    """A Q-network meta-trained to adapt to a new task in a few gradient steps.
+
+    >>> family = make_family("gridnav")
+    >>> learner = MAMLDQN(family, algo="maml", inner_lr=0.5)
+    >>> learner.meta_train(iterations=300)        # the config's split: 40 train, 20 held-out  # doctest: +SKIP
+    >>> adapted = learner.adapt(learner.test_tasks[0], episodes=1, steps=3)                   # doctest: +SKIP
+    """
+
+    def __init__(self, family: TaskFamily | str, config: MetaConfig | None = None, **overrides: Any) -> None:
+        self.family = make_family(family) if isinstance(family, str) else family
+        self.config = from_dict(MetaConfig, {**(to_dict(config) if config else {}), **overrides})
+        cfg = self.config
+        self.device = torch.device(cfg.device)
+        self.net = build_qnet(cfg.net, tuple(self.family.observation_space.shape),
+                              int(self.family.action_space.n)).to(self.device)
+        params = {k: v.to(self.device).requires_grad_() for k, v in init_params(self.net, cfg.seed).items()}
+        inner_lrs = None
+        if cfg.algo == "metasgd":
+            moved = inner_keys(cfg, params) or tuple(params)
+            inner_lrs = {k: torch.full_like(params[k], cfg.inner_lr).requires_grad_() for k in moved}
+        optimizer = torch.optim.Adam([*params.values(), *(inner_lrs or {}).values()], lr=cfg.outer_lr)
+        generator = torch.Generator(device=self.device).manual_seed(derive_seed(cfg.seed, "meta-train"))
+        self.state = MetaState(params, inner_lrs, {k: v.detach().clone() for k, v in params.items()}, optimizer,
+                               generator)
+        self.train_tasks: list[Task] = []
+        self.test_tasks: list[Task] = []
+        # carried between meta_train calls on the same training tasks (resume must continue them)
+        self._env_state: torch.Tensor | None = None
+        self._query_buf: TaskReplay | None = None
+
+    @property
+    def params(self) -> Params:
+        """θ, the meta-learned initial parameters."""
+        return self.state.params
+
+    @property
+    def inner_lrs(self) -> Params | None:
+        """Meta-SGD's learned per-element step sizes (None for other algorithms)."""
+        return self.state.inner_lrs
+
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    @property
+    def horizon(self) -> int:
+        return self.family.max_episode_steps
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps meta-training has used so far."""
+        cfg = self.config
+        return self.iteration * len(self.train_tasks) * cfg.envs_per_task * \
+            (cfg.support_episodes + cfg.query_episodes) * self.horizon
+
+    def split(self) -> tuple[list[Task], list[Task]]:
+        """The config's train/held-out split (``n_train_tasks``, ``n_test_tasks``, ``split_seed``)."""
+        cfg = self.config
+        return self.family.split(cfg.n_train_tasks, cfg.n_test_tasks, seed=cfg.split_seed)
+
+    def adapter(self) -> GradientAdapter:
+        """How this learner adapts to a new task (detached from meta-training's graph)."""
+        return maml_adapter(self.net, self.state, self.config, self.horizon).detached()
+
+    # -- meta-training --------------------------------------------------------------------
+    def meta_train(self, train_tasks: Sequence[Task] | None = None, iterations: int | None = None,
+                   test_tasks: Sequence[Task] | None = None, out_dir: str | Path | None = None,
+                   progress: bool | None = None) -> "MAMLDQN":
+        """Meta-train until ``iterations`` iterations in total (default ``config.iterations``;
+        continuing from :attr:`iteration` after :meth:`load`). Without ``train_tasks`` the
+        learner's own (after :meth:`load`) or the config's :meth:`split` are used. With
+        ``out_dir``: metrics in ``metrics.jsonl`` and TensorBoard, checkpoints in
+        ``checkpoint.safetensors`` (run directories: :mod:`metadqn.runs`)."""
+        cfg = self.config
+        if train_tasks is None and not self.train_tasks:
+            train_tasks, split_test = self.split()
+            test_tasks = split_test if test_tasks is None else test_tasks
+        new_train = [self.family.validate_task(t) for t in (train_tasks if train_tasks is not None
+                                                            else self.train_tasks)]
+        if not new_train:
+            raise ValueError("meta_train needs at least one training task")
+        if [t.key() for t in new_train] != [t.key() for t in self.train_tasks]:
+            self._env_state, self._query_buf = None, None  # other tasks: nothing carries over
+        self.train_tasks = new_train
+        self.test_tasks = [self.family.validate_task(t) for t in (test_tasks if test_tasks is not None
+                                                                  else self.test_tasks)]
+        if not isinstance(cfg.task_weights, str):
+            validate_weights(cfg.task_weights, len(self.train_tasks))
+        total = iterations if iterations is not None else cfg.iterations
+        env = self.family.make_batched(self.train_tasks, cfg.envs_per_task, device=self.device,
+                                       seed=derive_seed(cfg.seed, "meta-env"))
+        if self._env_state is not None:
+            env.generator.set_state(self._env_state)
+        n = len(self.train_tasks) * cfg.envs_per_task
+        query_cap = max(cfg.query_episodes * self.horizon, cfg.query_replay)
+        if self._query_buf is None:
+            self._query_buf = TaskReplay(n, 1, query_cap, env.obs_shape, self.device)
+        buffers = Buffers(TaskReplay(n, 1, cfg.support_episodes * self.horizon, env.obs_shape, self.device),
+                          self._query_buf)
+        logger = None
+        if out_dir is not None:
+            logger = open_metrics(out_dir, resume_step=self.iteration)
+        steps_per_iter = n * (cfg.support_episodes + cfg.query_episodes) * self.horizon
+        t0, start_iter = time.perf_counter(), self.iteration
+        shown: dict[str, float] = {}
+        try:
+            with ProgressBar(f"meta-train {cfg.algo}", total - self.iteration, enabled=progress) as bar:
+                while self.iteration < total:
+                    row = meta_iteration(self.state, net=self.net, env=env, buffers=buffers, cfg=cfg)
+                    self._env_state = env.generator.get_state()
+                    elapsed, done = time.perf_counter() - t0, self.iteration - start_iter
+                    row.update(iteration=self.iteration, env_steps=self.iteration * steps_per_iter,
+                               env_steps_per_s=done * steps_per_iter / elapsed,
+                               meta_updates_per_s=done * cfg.outer_steps / elapsed)
+                    if cfg.eval_every and self.test_tasks and (self.iteration % cfg.eval_every == 0
+                                                               or self.iteration == total):
+                        res = self.adaptation_returns(self.test_tasks, steps=(0, cfg.inner_steps), runs=cfg.eval_runs,
+                                                      seed=derive_seed(cfg.seed, "held-out-eval", self.iteration))
+                        row["test_return_pre"] = float(res["return"][0].mean())
+                        row["test_return_post"] = float(res["return"][cfg.inner_steps].mean())
+                        shown = {"held-out pre": row["test_return_pre"], "post": row["test_return_post"]}
+                    if logger:
+                        logger.log(self.iteration, row)
+                        if (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0) \
+                                or self.iteration == total:
+                            self.save(Path(out_dir) / "checkpoint.safetensors")
+                    bar.update(1, env_steps=steps_per_iter,
+                               **{"updates/s": row["meta_updates_per_s"], "loss": row["query_loss"]}, **shown)
+        finally:
+            if logger:
+                logger.close()
+        return self
+
+    # -- adaptation -----------------------------------------------------------------------
+    def adapt(self, task: Task | Mapping[str, Any], episodes: int | None = None, steps: int | None = None,
+              seed: int = 0) -> Params:
+        """Adapted parameters for one new task: collect ``episodes`` episodes (default
+        ``support_episodes``) with θ, epsilon-greedy ``eps_support``, then take ``steps``
+        (default ``inner_steps``) inner gradient steps — the path evaluation uses."""
+        task = self.family.validate_task(task)
+        k = steps if steps is not None else self.config.inner_steps
+        episodes = episodes if episodes is not None else self.config.support_episodes
+        if episodes < 1 or k < 0:
+            raise ValueError(f"adapt needs episodes >= 1 and steps >= 0, got episodes={episodes}, steps={k}")
+        state = adapt_instances(self.adapter(), self.family, [task], runs_per_task=1, episodes=episodes,
+                                steps=(k,), seed=seed, device=self.device)[k]
+        return {name: v[0] for name, v in state.items()}
+
+    def adaptation_returns(self, tasks: Sequence[Task], steps: Sequence[int] = (0, 1, 3), episodes: int | None = None,
+                           runs: int = 4, eval_episodes: int | None = None, seed: int = 0) -> dict[str, Any]:
+        """Greedy return on ``tasks`` after k adaptation steps for each k in ``steps``.
+
+        Returns ``{"return": {k: tensor [task, run]}, "nr": {k: tensor [task, run]} or None}``
+        where NR = (R − R_random) / (R_oracle − R_random) when the family knows both.
+        """
+        tasks = [self.family.validate_task(t) for t in tasks]
+        returns = adaptation_curve(self.adapter(), self.family, tasks, runs_per_task=runs,
+                                   episodes=episodes or self.config.support_episodes, steps=steps,
+                                   eval_episodes=eval_episodes or self.config.eval_episodes, seed=seed,
+                                   device=self.device)
+        oracle = [self.family.oracle_return(t) for t in tasks]
+        rand = [self.family.random_return(t) for t in tasks]
+        nr = None
+        if all(o is not None for o in oracle) and all(r is not None for r in rand):
+            nr = {k: torch.as_tensor(normalized(v.cpu().numpy(), np.array(rand), np.array(oracle)))
+                  for k, v in returns.items()}
+        return {"return": returns, "nr": nr}
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        st = self.state
+        opt_t, opt_meta = optimizer_tensors(st.optimizer)
+        tensors = {**prefixed("params", st.params), **prefixed("target", st.target), **prefixed("opt", opt_t),
+                   "rng/generator": st.generator.get_state()}
+        if st.inner_lrs is not None:
+            tensors.update(prefixed("inner_lr", st.inner_lrs))
+        if self._env_state is not None:
+            tensors["rng/env"] = self._env_state
+        replay_meta = None
+        if self.config.query_replay and self._query_buf is not None:  # resume must see the same data
+            tensors.update(prefixed("query_replay", self._query_buf.state_tensors()))
+            replay_meta = {"steps": self._query_buf.steps}  # its size is the tensors' shape
+        meta = {"kind": "maml-dqn", "family": self.family.name, "family_options": self.family.options,
+                "config": to_dict(self.config), "iteration": self.iteration, "optimizer": opt_meta,
+                "query_replay": replay_meta,
+                "train_tasks": [dict(t.params) for t in self.train_tasks],
+                "test_tasks": [dict(t.params) for t in self.test_tasks]}
+        save_checkpoint(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> "MAMLDQN":
+        tensors, meta = load_checkpoint(path, kind="maml-dqn")
+        family = make_family(meta["family"], **meta["family_options"])
+        config = meta["config"] if device is None else {**meta["config"], "device": device}
+        learner = cls(family, from_dict(MetaConfig, config))
+        st = learner.state
+        _copy_into(st.params, unprefixed("params", tensors), path)
+        _copy_into(st.target, unprefixed("target", tensors), path)
+        if st.inner_lrs is not None:
+            _copy_into(st.inner_lrs, unprefixed("inner_lr", tensors), path)
+        load_optimizer(st.optimizer, unprefixed("opt", tensors), meta["optimizer"])
+        st.generator.set_state(tensors["rng/generator"])
+        st.iteration = int(meta["iteration"])
+        learner._env_state = tensors.get("rng/env")
+        learner.train_tasks = [family.task(**p) for p in meta["train_tasks"]]
+        learner.test_tasks = [family.task(**p) for p in meta["test_tasks"]]
+        replay = meta.get("query_replay")
+        if replay:
+            stored = unprefixed("query_replay", tensors)
+            if "obs" not in stored:
+                raise CheckpointError(f"{path}: the query replay's tensors are missing")
+            instances, capacity = stored["obs"].shape[:2]  # [instance, slot, 1, *obs]
+            learner._query_buf = TaskReplay(instances, 1, capacity, tuple(family.observation_space.shape),
+                                            learner.device)
+            try:
+                learner._query_buf.load_state(stored, replay["steps"])
+            except ValueError as e:
+                raise CheckpointError(f"{path}: {e}") from None
+        return learner
+
+
+def _copy_into(dst: Params, src: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    if set(dst) != set(src):
+        raise CheckpointError(f"{path}: checkpoint tensors {sorted(src)} do not match the network {sorted(dst)}")
+    with torch.no_grad():
+        for k, v in src.items():
+            if v.shape != dst[k].shape:
+                raise CheckpointError(f"{path}: {k} has shape {list(v.shape)}, the network expects "
+                                      f"{list(dst[k].shape)}")
+            dst[k].copy_(v)
+
+
+def summarize(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Means over tasks and runs of :meth:`MAMLDQN.adaptation_returns`."""
+    out: dict[str, Any] = {"return": {str(k): float(v.mean()) for k, v in result["return"].items()}}
+    if result["nr"] is not None:
+        out["nr"] = {str(k): float(v.mean()) for k, v in result["nr"].items()}
+    return out
+
+
+__all__ = ["ALGOS", "MAMLDQN", "MetaConfig", "summarize"]

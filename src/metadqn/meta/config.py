@@ -1,0 +1,102 @@
+"""MetaConfig: every setting of meta-training, with its default and a one-line help."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..nets import NetSpec
+from ..td import LOSSES
+from .weighting import validate_weights
+
+ALGOS = ("maml", "fomaml", "reptile", "metasgd")
+TARGETS = ("adapted", "meta")
+INNER_PARAMS = ("all", "context", "head")
+
+
+@dataclass
+class MetaConfig:
+    """Hyperparameters of meta-training. Episodes are the family's horizon in env steps."""
+
+    algo: str = "maml"                     # maml | fomaml | reptile | metasgd
+    iterations: int = 300                  # collect-then-update rounds (each: outer_steps meta-updates)
+    n_train_tasks: int = 40                # training tasks of the split meta_train() draws when given none
+    n_test_tasks: int = 20                 # held-out tasks of that split (evaluation)
+    split_seed: int = 0                    # seed of the train/test split
+    envs_per_task: int = 4                 # adaptation instances per training task per iteration
+    support_episodes: int = 1              # new-task data per adaptation (episodes)
+    query_episodes: int = 1                # post-adaptation data per instance for the outer loss
+    inner_lr: float = 0.5                  # α (Meta-SGD: initial value of every per-element α)
+    inner_steps: int = 1                   # gradient steps in the inner loop
+    inner_params: str = "all"              # what the inner loop adapts: all | context (CAVIA; needs net.context) | head
+    outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
+    outer_steps: int = 1                   # meta-updates per iteration, each on fresh minibatches of its episodes
+    support_batch: int = 64                # transitions sampled from the support per inner loss
+    query_batch: int = 64                  # transitions sampled from the query per outer loss
+    gamma: float = 0.99                    # discount
+    n_step: int = 1                        # n-step returns of the outer (query) loss; 0 = Monte-Carlo (n = horizon)
+    inner_n_step: int = 1                  # n-step returns of the inner (support) loss; -1 = same as n_step, 0 = MC
+    double: bool = True                    # Double DQN targets where a target network is used
+    loss: str = "huber"                    # huber or mse
+    inner_target: str = "adapted"          # TD target in the inner loop: adapted (θ itself) or meta (target net)
+    outer_target: str = "meta"             # TD target in the outer loss: adapted (θ') or meta (target net)
+    target_update: int = 10                # iterations between meta target-network copies
+    eps_support: float = 1.0               # exploration while collecting support data (1 = uniformly random)
+    eps_query: float = 1.0                 # exploration while collecting query data (1 = uniformly random)
+    query_replay: int = 0                  # query transitions kept per instance across iterations (0 = this iteration's)
+    task_weights: str | tuple[float, ...] = "uniform"  # uniform | difficulty | one weight per training task
+    net: NetSpec = field(default_factory=NetSpec)
+    grad_clip: float = 10.0                # max meta-gradient norm (0 = off)
+    eval_every: int = 50                   # iterations between held-out evaluations (0 = off)
+    eval_runs: int = 2                     # adaptation runs per held-out task in each evaluation
+    eval_episodes: int = 3                 # greedy episodes per adapted policy
+    checkpoint_every: int = 50             # iterations between checkpoints (0 = only at the end)
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        for name in ("iterations", "envs_per_task", "support_episodes", "query_episodes", "inner_steps",
+                     "support_batch", "query_batch", "target_update", "eval_runs", "eval_episodes", "outer_steps",
+                     "n_train_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("inner_lr", "outer_lr"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v}")
+        if self.inner_n_step < -1:
+            raise ValueError(f"inner_n_step must be >= 0, or -1 for the same as n_step; got {self.inner_n_step}")
+        if min(self.n_step, self.n_test_tasks, self.eval_every, self.checkpoint_every, self.query_replay) < 0:
+            raise ValueError("n_step, n_test_tasks, eval_every, checkpoint_every and query_replay must be >= 0")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("inner_target", "outer_target"):
+            if getattr(self, name) not in TARGETS:
+                raise ValueError(f"{name} must be one of {TARGETS}, got {getattr(self, name)!r}")
+        for name in ("eps_support", "eps_query"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if isinstance(self.task_weights, str):
+            validate_weights(self.task_weights, 0)
+        if self.inner_params not in INNER_PARAMS:
+            raise ValueError(f"inner_params must be one of {INNER_PARAMS}, got {self.inner_params!r}")
+        if self.inner_params == "context" and self.net.context < 1:
+            raise ValueError("inner_params='context' adapts a task-context vector: set net.context >= 1 "
+                             "(e.g. --set net.context=8)")
+        if self.algo == "reptile" and self.inner_params != "all":
+            raise ValueError("reptile moves every parameter toward the adapted ones: use inner_params='all'")
+        if self.algo == "reptile" and self.outer_steps != 1:
+            raise ValueError("reptile takes one step toward the adapted parameters per iteration: "
+                             "outer_steps must be 1 (raise iterations instead)")
+
+    @property
+    def first_order(self) -> bool:
+        """Whether the meta-gradient ignores the inner loop's second derivatives."""
+        return self.algo in ("fomaml", "reptile")
+
+
+__all__ = ["ALGOS", "INNER_PARAMS", "MetaConfig", "TARGETS"]

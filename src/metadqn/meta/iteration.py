@@ -1,0 +1,173 @@
+"""One meta-iteration of MAML-DQN (and FOMAML, Meta-SGD, Reptile), top to bottom.
+
+For every training task x ``envs_per_task`` adaptation instances at once:
+
+1. **support**: each instance collects ``support_episodes`` episodes with θ (epsilon-greedy,
+   ``eps_support``) — the same path and budget a new task gets at test time
+   (:mod:`metadqn.adaptation`);
+2. **inner loop**: θ'ᵢ = θ − α ∇L_TD(θ; supportᵢ), ``inner_steps`` times, vmapped over instances;
+3. **query**: each instance collects ``query_episodes`` episodes with its own θ'ᵢ, epsilon-greedy
+   with ``eps_query`` (default 1.0, uniformly random: with a near-greedy query policy the TD
+   outer loss only checks the actions that policy takes and never rewards a better argmax);
+4. **outer update** (``outer_steps`` times on fresh minibatches): Adam on Σᵢ wᵢ L_TD(θ'ᵢ; queryᵢ)
+   / Σᵢ wᵢ — second order through the inner gradient for ``maml``/``metasgd``, first order for
+   ``fomaml`` — or Reptile's step toward the mean θ'ᵢ;
+5. every ``target_update`` iterations the meta target network copies θ.
+
+The outer loss is, by default, DQN's own 1-step TD loss of θ'ᵢ against the meta target
+network (``n_step=1``, ``outer_target="meta"``): off-policy, it asks θ'ᵢ for the task's
+optimal Q-values even though the query data are random. Monte-Carlo targets (``n_step=0``)
+would ask for the random policy's Q-values instead (measured worse: benchmarks/RESULTS.md).
+
+:func:`meta_iteration` is a function of explicit inputs. It returns the iteration's metrics
+and advances ``state`` in place (the parameters, the optimizer's moments and the random
+generator are torch objects that are updated in place; nothing else carries over).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.func import vmap
+
+from ..adaptation import adapt_batch, collect_support, instance_q, sample_support
+from ..adapters import GradientAdapter, SupportSpec
+from ..nets import Params
+from ..replay import TaskReplay
+from ..rollout import collect
+from ..tasks import BatchedEnv
+from ..td import TDLoss, td_loss
+from .config import MetaConfig
+from .maml import InnerLoop
+from .reptile import reptile_direction
+from .weighting import task_weights
+
+
+@dataclass
+class MetaState:
+    """What meta-training changes: θ, Meta-SGD's step sizes, the meta target network, the
+    outer optimizer, the random generator of sampling and exploration, the iteration count."""
+
+    params: Params
+    inner_lrs: Params | None
+    target: Params
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    iteration: int = 0
+
+
+@dataclass
+class Buffers:
+    """Per-instance replays ``[instance, slot, 1, ...]`` of the support and query episodes."""
+
+    support: TaskReplay
+    query: TaskReplay
+
+
+def horizon_n_step(n: int, horizon: int) -> int:
+    """An n-step setting resolved: 0 means Monte-Carlo (n = the episode horizon)."""
+    return n or horizon
+
+
+def inner_keys(cfg: MetaConfig, params: Params) -> tuple[str, ...] | None:
+    """The parameters the inner loop moves: all (None), the output layer, or the context."""
+    if cfg.inner_params == "context":
+        return ("context",)
+    if cfg.inner_params == "head":
+        last = max(int(k.split(".")[1]) for k in params if k.startswith("fcs."))
+        return (f"fcs.{last}.weight", f"fcs.{last}.bias")
+    return None
+
+
+def maml_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int) -> GradientAdapter:
+    """The adapter meta-training trains, over the live meta-parameters (differentiable)."""
+    outer_n = horizon_n_step(cfg.n_step, horizon)
+    inner_n = outer_n if cfg.inner_n_step == -1 else horizon_n_step(cfg.inner_n_step, horizon)
+    lr: float | Params = state.inner_lrs if state.inner_lrs is not None else cfg.inner_lr
+    return GradientAdapter(
+        cfg.algo, net, state.params,
+        inner=InnerLoop(lr=lr, steps=cfg.inner_steps, keys=inner_keys(cfg, state.params),
+                        first_order=cfg.first_order),
+        td=TDLoss(n_step=inner_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
+        support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=inner_n, gamma=cfg.gamma),
+        target=state.target if cfg.inner_target == "meta" else None)
+
+
+def instance_weights(per_instance: torch.Tensor, cfg: MetaConfig, n_tasks: int,
+                     user: Sequence[float] | None = None) -> torch.Tensor:
+    """Task weights wᵢ ``[task * envs_per_task]`` (mean 1 over tasks; see meta.weighting)."""
+    by_task = per_instance.detach().view(n_tasks, cfg.envs_per_task).mean(1)
+    w = task_weights(user if user is not None else cfg.task_weights, by_task, n_tasks, per_instance.device)
+    return w.repeat_interleave(cfg.envs_per_task)
+
+
+def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers: Buffers,
+                   cfg: MetaConfig) -> dict[str, Any]:
+    """Steps 1–5 of the module docstring once; returns the iteration's metrics."""
+    horizon, gen = env.max_episode_steps, state.generator
+    adapter = maml_adapter(net, state, cfg, horizon)
+    # 1-2: support data and the inner loop, through the same path as test-time adaptation
+    support_return = collect_support(env, adapter, buffers.support, episodes=cfg.support_episodes, generator=gen)
+    support = sample_support(buffers.support, adapter.support, episodes=cfg.support_episodes, generator=gen)
+    adapted = {k: v.detach() for k, v in adapt_batch(adapter.detached(), support, cfg.inner_steps).items()}
+    # 3: query data with each instance's θ'ᵢ
+    query_return = collect(env, buffers.query, instance_q(adapter, adapted, layout="instance"), epsilon=cfg.eps_query,
+                           steps=cfg.query_episodes * horizon, generator=gen, clear=not cfg.query_replay)
+    # 4: outer updates
+    outer_n = horizon_n_step(cfg.n_step, horizon)
+    outer_target = state.target if cfg.outer_target == "meta" else None
+    user_weights = None if isinstance(cfg.task_weights, str) else cfg.task_weights
+    n_tasks = env.n_tasks
+    for update in range(cfg.outer_steps):
+        if update:  # further meta-updates on fresh minibatches of the same episodes
+            support = sample_support(buffers.support, adapter.support, episodes=cfg.support_episodes, generator=gen)
+        query = buffers.query.sample(cfg.query_batch, outer_n, cfg.gamma, generator=gen)
+        state.optimizer.zero_grad(set_to_none=True)
+        if cfg.algo == "reptile":
+            with torch.no_grad():
+                per_instance = vmap(lambda p, q: td_loss(net, p, q, target=outer_target, double=cfg.double,
+                                                         loss=cfg.loss))(adapted, query)
+            weights = instance_weights(per_instance, cfg, n_tasks, user_weights)
+            for k, d in reptile_direction(state.params, adapted, weights).items():
+                state.params[k].grad = d
+        else:
+            per_instance = outer_losses(adapter, support, query, target=outer_target)
+            weights = instance_weights(per_instance, cfg, n_tasks, user_weights)
+            ((weights * per_instance).sum() / weights.sum()).backward()
+        loss_value = float(((weights * per_instance).sum() / weights.sum()).detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"meta-loss became {loss_value} at iteration {state.iteration}; "
+                                     "lower inner_lr/outer_lr or check the family's rewards")
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(state.optimizer.param_groups[0]["params"], cfg.grad_clip)
+        state.optimizer.step()
+    # 5: the meta target network
+    state.iteration += 1
+    if state.iteration % cfg.target_update == 0:
+        with torch.no_grad():
+            for k, v in state.params.items():
+                state.target[k].copy_(v)
+    metrics: dict[str, Any] = {"query_loss": loss_value, "support_return": support_return,
+                               "query_return": query_return}
+    if state.inner_lrs is not None:
+        metrics["inner_lr_mean"] = float(torch.cat([v.detach().flatten() for v in state.inner_lrs.values()]).mean())
+    return metrics
+
+
+def outer_losses(adapter: GradientAdapter, support: Any, query: Any, *, target: Params | None) -> torch.Tensor:
+    """Query TD loss of each instance's θ'ᵢ ``[instance]``, differentiable through the inner loop
+    (the adapter's own :meth:`~metadqn.adapters.GradientAdapter.adapt`, as at test time)."""
+    prior = adapter.prior()
+
+    def one(s: Any, q: Any) -> torch.Tensor:
+        adapted = adapter.adapt(prior, s, adapter.inner.steps)
+        return td_loss(adapter.net, adapted, q, target=target, double=adapter.td.double, loss=adapter.td.loss)
+    return vmap(one)(support, query)
+
+
+__all__ = ["Buffers", "MetaState", "horizon_n_step", "inner_keys", "instance_weights", "maml_adapter",
+           "meta_iteration", "outer_losses"]

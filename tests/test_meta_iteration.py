@@ -1,0 +1,88 @@
+"""Wiring: one meta-iteration equals a hand-built MAML step, and training-time and test-time
+adaptation produce the same θ' from the same data (the one adaptation path)."""
+
+import pytest
+import torch
+from torch.func import vmap
+
+import metadqn
+from metadqn.adaptation import adapt_batch
+from metadqn.learner import MAMLDQN
+from metadqn.meta import InnerLoop, adapt_tasks, maml_loss
+from metadqn.nets import q_values
+from metadqn.replay import TaskReplay
+from metadqn.rollout import collect, params_q
+from metadqn.seeding import derive_seed
+
+TINY = dict(iterations=1, envs_per_task=2, support_batch=16, query_batch=16, eval_every=0, checkpoint_every=0,
+            net={"hidden": [16]}, seed=3)
+
+
+def _per_instance_q(net, params):
+    """Q over obs [task, env, ...] for params with a leading task*env axis (by hand)."""
+    def q_fn(obs):
+        t, e = obs.shape[:2]
+        flat = obs.reshape(t * e, 1, *obs.shape[2:])
+        return vmap(lambda p, o: q_values(net, p, o))(params, flat).reshape(t, e, -1)
+    return q_fn
+
+
+@pytest.mark.parametrize("algo,weights", [("maml", "uniform"), ("fomaml", "uniform"), ("maml", [1.0, 0.0, 0.0, 3.0])])
+def test_one_meta_iteration_equals_hand_built_maml_loss_and_adam_step(algo, weights):
+    family = metadqn.make_family("gridnav", size=5)
+    train, _ = family.split(4, 0, seed=0)
+    learner = MAMLDQN(family, algo=algo, task_weights=weights, **TINY)
+    cfg, net, horizon = learner.config, learner.net, family.max_episode_steps
+    theta = {k: v.detach().clone() for k, v in learner.params.items()}
+    learner.meta_train(train, progress=False)
+
+    # the same iteration from the low-level pieces, with the learner's documented seeds
+    env = family.make_batched(train, cfg.envs_per_task, seed=derive_seed(cfg.seed, "meta-env"))
+    gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "meta-train"))
+    n = len(train) * cfg.envs_per_task
+    support_buf, query_buf = (TaskReplay(n, 1, horizon, env.obs_shape) for _ in range(2))
+    collect(env, support_buf, params_q(net, theta), epsilon=cfg.eps_support, steps=horizon, generator=gen)
+    support = support_buf.sample(cfg.support_batch, 1, cfg.gamma, generator=gen)
+    inner = InnerLoop(lr=cfg.inner_lr, steps=cfg.inner_steps, first_order=algo == "fomaml")
+    adapted = adapt_tasks(net, theta, support, inner)
+    collect(env, query_buf, _per_instance_q(net, adapted), epsilon=cfg.eps_query, steps=horizon, generator=gen)
+    query = query_buf.sample(cfg.query_batch, 1, cfg.gamma, generator=gen)
+    params = {k: v.clone().requires_grad_() for k, v in theta.items()}
+    per_instance, _ = maml_loss(net, params, support, query, inner, outer_target=theta)
+    w = torch.ones(len(train)) if weights == "uniform" else torch.tensor(weights)
+    w = w.repeat_interleave(cfg.envs_per_task)
+    ((w * per_instance).sum() / w.sum()).backward()
+    torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
+    torch.optim.Adam(list(params.values()), lr=cfg.outer_lr).step()
+
+    for k in params:
+        assert torch.allclose(learner.params[k], params[k], atol=1e-6), k
+        assert not torch.allclose(params[k], theta[k])  # a real step was taken
+
+
+def test_training_and_test_time_adaptation_give_the_same_adapted_parameters():
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 2, seed=0)
+    learner = MAMLDQN(family, algo="metasgd", inner_params="head", inner_steps=2, **TINY)
+    learner.meta_train(train, progress=False)
+    task, seed, k = test[0], 11, 2
+    got = learner.adapt(task, episodes=1, steps=k, seed=seed)  # the test-time path (learner.adapt)
+
+    # the data that path collects, by hand
+    env = family.make_batched([task], 1, seed=derive_seed(seed, "support-env"))
+    gen = torch.Generator().manual_seed(derive_seed(seed, "support"))
+    buf = TaskReplay(1, 1, family.max_episode_steps, env.obs_shape)
+    theta = {name: v.detach() for name, v in learner.params.items()}
+    collect(env, buf, params_q(learner.net, theta), epsilon=learner.config.eps_support,
+            steps=family.max_episode_steps, generator=gen)
+    support = buf.sample(learner.config.support_batch, 1, learner.config.gamma, generator=gen)
+    lrs = {name: v.detach() for name, v in learner.inner_lrs.items()}
+    inner = InnerLoop(lr=lrs, steps=k, keys=("fcs.1.weight", "fcs.1.bias"))
+    # the training-time inner loop (the one maml_loss differentiates through)
+    _, trained_path = maml_loss(learner.net, theta, support, support, inner)
+    batched_path = adapt_batch(learner.adapter(), support, k)
+    for name in theta:
+        assert torch.allclose(got[name], trained_path[name][0], atol=1e-6), name
+        assert torch.allclose(batched_path[name][0], trained_path[name][0], atol=1e-6), name
+    assert not torch.allclose(got["fcs.1.weight"], theta["fcs.1.weight"])
+    assert torch.equal(got["fcs.0.weight"], theta["fcs.0.weight"])  # head only
