@@ -179,3 +179,15 @@ def test_independent_dqn_on_one_task_is_the_ordinary_dqn():
     vmapped = DQN(family, [task], independent=True, **kw).learn(progress=False)
     for k, v in one.params.items():
         torch.testing.assert_close(vmapped.params[k][0], v.detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_replay_batch_size_zero_returns_every_held_transition_once():
+    buf = TaskReplay(2, 2, 6, (1,))
+    for t in range(3):
+        buf.add(torch.full((2, 2, 1), float(t)), torch.zeros(2, 2, dtype=torch.long), torch.full((2, 2), float(t)),
+                torch.full((2, 2, 1), t + 1.0), torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, 2, dtype=torch.bool))
+    batch = buf.sample(0, n_step=1, gamma=0.5)
+    assert batch.obs.shape == (2, 6, 1)
+    assert batch.obs[0, :, 0].tolist() == [0, 0, 1, 1, 2, 2]             # oldest first, every env
+    assert torch.equal(batch.returns[1], torch.tensor([0.0, 0, 1, 1, 2, 2]))
+    assert torch.equal(batch.next_obs[:, :, 0], batch.obs[:, :, 0] + 1)

@@ -113,7 +113,31 @@ def test_evaluate_json_schema_and_references(tiny_run):
     # the same policy whatever the budget, so its return is identical
     m = res["methods"]["maml"]["return"]
     assert m["1"]["0"]["mean"] == pytest.approx(m["2"]["0"]["mean"])
+    # the information limit (Beta posterior) per budget, each method's fraction of it, and the
+    # paired adapted - zero-shot gains
+    limit = res["references"]["limit"]["nr"]
+    assert set(limit) == {"1", "2"} and 0.3 < limit["1"]["mean"] <= 1.0
+    for name in ("maml", "multitask", "scratch"):
+        entry = res["methods"][name]
+        assert entry["fraction_of_limit"]["1"]["1"] == pytest.approx(entry["nr"]["1"]["1"]["mean"] / limit["1"]["mean"])
+        assert set(entry["gain"]["2"]) == {"1"}
+    assert res["config"]["multitask_batch"] == 32 and res["meta_training"]["config"]["algo"] == "maml"
     json.dumps(res)  # JSON-ready
+
+
+def test_evaluate_compares_other_learners_on_the_same_protocol(tiny_run):
+    learner, _ = tiny_run
+    other = MAMLDQN(learner.family, algo="context", iterations=2, envs_per_task=2, eval_every=0, outer_steps=2)
+    other.meta_train(learner.train_tasks, progress=False)
+    cfg = EvalConfig(**{**TINY, "budgets": (1,)})
+    res = evaluate(learner, config=cfg, baselines=(), compare={"context": other}, progress=False)
+    assert set(res["methods"]) == {"maml", "context"}
+    assert res["methods"]["context"]["adapter"]["kind"] == "context-model"
+    assert res["meta_training"]["compared"]["context"]["iterations"] == 2
+    stranger = MAMLDQN(learner.family, algo="context", iterations=1, envs_per_task=1, eval_every=0, outer_steps=1)
+    stranger.meta_train(learner.test_tasks, progress=False)
+    with pytest.raises(ValueError, match="seen in meta-training"):
+        evaluate(learner, config=cfg, baselines=(), compare={"bad": stranger}, progress=False)
 
 
 def test_evaluate_rejects_test_tasks_seen_in_training_and_unknown_baselines(tiny_run):
@@ -136,6 +160,7 @@ def test_cli_evaluate_writes_json_report_and_plots(tiny_run, tmp_path, capsys):
     assert "| maml |" in report and "Headline" in report
     for png in ("nr_vs_steps.png", "nr_vs_budget.png", "adaptation_hist.png"):
         assert (run / png).read_bytes()[:4] == b"\x89PNG"
+    assert "information limit" in report and "Adapted − zero-shot" in report
     assert "report:" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--budgets", "one"]) == 2
     assert main(["evaluate", str(run), "--baselines", "bogus"]) == 2

@@ -13,6 +13,7 @@ For every task instance at once:
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import torch
@@ -58,7 +59,8 @@ def collect_support(env: BatchedEnv, adapter: Adapter, buffer: TaskReplay, *, ep
 
 
 def sample_support(buffer: TaskReplay, spec: SupportSpec, *, episodes: int, generator: torch.Generator) -> Batch:
-    """Step 2: ``spec.batch × episodes`` transitions per instance, ``[instance, batch, ...]``."""
+    """Step 2: ``spec.batch × episodes`` transitions per instance, ``[instance, batch, ...]``
+    (``spec.batch == 0``: every transition the episodes hold, once)."""
     return buffer.sample(spec.batch * episodes, spec.n_step, spec.gamma, generator=generator)
 
 
@@ -66,29 +68,35 @@ def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | Non
     """Step 3: the adapted state of every instance (leading instance axis), vmapped.
 
     ``start=None`` adapts from the prior (shared by every instance, and differentiable with
-    respect to it during meta-training); otherwise from per-instance states.
+    respect to it during meta-training); otherwise from per-instance states. Zero steps leave
+    the state as it is, except for adapters that infer it from the data (``uses_steps=False``).
     """
     n = support.obs.shape[0]
+    unchanged = steps == 0 and adapter.uses_steps
     if start is None:
         prior = adapter.prior()
-        if steps == 0:
+        if unchanged:
             return {k: v.unsqueeze(0).expand(n, *v.shape) for k, v in prior.items()}
         return vmap(lambda batch: adapter.adapt(prior, batch, steps))(support)
-    if steps == 0:
+    if unchanged:
         return start
     return vmap(lambda state, batch: adapter.adapt(state, batch, steps))(start, support)
 
 
 def new_task_data(family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: int, episodes: int,
-                  adapter: Adapter | None, seed: int = 0,
-                  device: str | torch.device = "cpu") -> tuple[TaskReplay, torch.Generator]:
+                  adapter: Adapter | None, seed: int = 0, device: str | torch.device = "cpu",
+                  extra_capacity: int = 0) -> tuple[TaskReplay, torch.Generator]:
     """Step 1 for ``runs_per_task`` fresh instances per task: their support replay (rows
-    task-major) and the generator that sampling continues with. ``adapter=None`` acts
-    uniformly at random: with the same seed, the very data every method whose
-    ``support.epsilon`` is 1 collects (the information limit is computed from it)."""
+    task-major, room for ``extra_capacity`` more steps) and the generator that sampling
+    continues with. ``adapter=None`` acts uniformly at random: with the same seed, the very
+    data every method whose ``support.epsilon`` is 1 collects (the information limit is
+    computed from it). ``episodes=0`` leaves the replay empty."""
     env = family.make_batched(tasks, runs_per_task, device=device, seed=derive_seed(seed, "support-env"))
-    buf = TaskReplay(len(tasks) * runs_per_task, 1, episodes * family.max_episode_steps, env.obs_shape, device)
+    buf = TaskReplay(len(tasks) * runs_per_task, 1, episodes * family.max_episode_steps + extra_capacity,
+                     env.obs_shape, device)
     gen = torch.Generator(device=env.device).manual_seed(derive_seed(seed, "support"))
+    if episodes == 0:
+        return buf, gen
     if adapter is None:
         n_actions = int(family.action_space.n)
         collect(env, buf, lambda obs: torch.zeros(*obs.shape[:2], n_actions, device=obs.device), epsilon=1.0,
@@ -133,5 +141,53 @@ def adaptation_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task]
     return out
 
 
+@torch.no_grad()
+def _greedy_step(adapter: Adapter, state: State, obs: torch.Tensor) -> torch.Tensor:
+    return instance_q(adapter, state, layout="task")(obs).argmax(-1)
+
+
+def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: int, episodes: int,
+                 steps: int, every: int = 1, seed: int = 0,
+                 device: str | torch.device = "cpu") -> tuple[torch.Tensor, float]:
+    """Online adaptation: after the same support data as :func:`adaptation_curve` (``episodes``
+    may be 0), each instance plays one greedy episode and, every ``every`` env steps,
+    re-adapts from its prior with ``steps`` steps on all its data so far (support + this
+    episode). Returns the episode returns ``[task, run]`` and the adaptation cost in ms per
+    env step (all instances together)."""
+    if every < 1:
+        raise ValueError(f"online adaptation needs every >= 1 env steps, got {every}")
+    adapter = adapter.detached()
+    horizon = family.max_episode_steps
+    buf, gen = new_task_data(family, tasks, runs_per_task=runs_per_task, episodes=episodes, adapter=adapter,
+                             seed=seed, device=device, extra_capacity=horizon)
+    instances = [t for t in tasks for _ in range(runs_per_task)]
+    n = len(instances)
+    env = family.make_batched(instances, 1, device=device, seed=derive_seed(seed, "greedy-eval"))
+
+    def readapt() -> State:
+        if buf.steps == 0:
+            prior = adapter.prior()
+            return {k: v.detach().unsqueeze(0).expand(n, *v.shape) for k, v in prior.items()}
+        support = sample_support(buf, adapter.support, episodes=max(episodes, 1), generator=gen)
+        return {k: v.detach() for k, v in adapt_batch(adapter, support, steps).items()}
+
+    state, cost = readapt(), 0.0
+    obs = env.reset()
+    finished = torch.zeros(n, 1, dtype=torch.bool, device=env.device)
+    returns = torch.zeros(n, 1, device=env.device)
+    for t in range(horizon):
+        actions = _greedy_step(adapter, state, obs)
+        out = env.step(actions)
+        buf.add(obs, actions, out.reward, out.next_obs, out.terminated, out.done)
+        returns = torch.where(out.done & ~finished, out.episode_return, returns)
+        finished |= out.done
+        obs = out.obs
+        if (t + 1) % every == 0 and not bool(finished.all()):
+            t0 = time.perf_counter()
+            state = readapt()
+            cost += time.perf_counter() - t0
+    return returns.view(len(tasks), runs_per_task), 1000 * cost / horizon
+
+
 __all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "collect_support", "instance_q",
-           "new_task_data", "sample_support"]
+           "new_task_data", "online_curve", "sample_support"]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .checkpoint import CheckpointError
-from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
+from .config import ConfigError, apply_overrides, from_dict, load_json
+from .meta.config import ALGOS
 from .tasks import MissingExtra, TaskError, list_families, make_family
 
 USER_ERRORS = (TaskError, ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, ValueError)
@@ -44,11 +45,14 @@ def _parse_task(text: str | None) -> dict[str, Any] | None:
     return task
 
 
-def _resolve_config(cls: type, args: argparse.Namespace, explicit: dict[str, Any]) -> Any:
+def _config_values(args: argparse.Namespace, explicit: dict[str, Any]) -> dict[str, Any]:
     data = load_json(args.config) if getattr(args, "config", None) else {}
     data.update({k: v for k, v in explicit.items() if v is not None})
-    data = apply_overrides(data, getattr(args, "set", None) or [])
-    return from_dict(cls, data)
+    return apply_overrides(data, getattr(args, "set", None) or [])
+
+
+def _resolve_config(cls: type, args: argparse.Namespace, explicit: dict[str, Any]) -> Any:
+    return from_dict(cls, _config_values(args, explicit))
 
 
 def _describe(name: str) -> dict[str, Any]:
@@ -118,8 +122,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming {args.out} at iteration {learner.iteration}/{learner.config.iterations}")
     else:
         family = make_family(args.family or "gridnav", **_family_options(args))
-        config = _resolve_config(MetaConfig, args, {"algo": args.algo, "iterations": args.iterations,
-                                                    "seed": args.seed, "device": args.device})
+        values = _config_values(args, {"algo": args.algo, "iterations": args.iterations, "seed": args.seed,
+                                       "device": args.device})
+        config = MetaConfig.build(values)
+        preset = MetaConfig.algo_defaults(values)
+        if preset:
+            print(f"{config.algo} defaults: " + ", ".join(f"{k}={v}" for k, v in preset.items())
+                  + " (override with --set)")
         learner = start_meta_run(args.out, family, config, overwrite=args.overwrite)
     out = Path(args.out)
     learner.meta_train(out_dir=out, progress=not args.quiet)
@@ -174,7 +183,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         baselines=baselines, multitask_steps=args.multitask_steps, oracle_steps=args.oracle_steps,
                         seed=args.seed)
     tasks = more_test_tasks(learner, args.n_test_tasks)
-    result = evaluate(learner, tasks, config=config, progress=not args.quiet)
+    compare: dict[str, MAMLDQN] = {}
+    for other_run in (r.strip() for r in (args.compare or "").split(",") if r.strip()):
+        other = MAMLDQN.load(Path(other_run), device=args.device)
+        name = other.config.algo if other.config.algo not in compare and other.config.algo != learner.config.algo \
+            else f"{other.config.algo} ({Path(other_run).name})"
+        compare[name] = other
+    result = evaluate(learner, tasks, config=config, progress=not args.quiet, compare=compare)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -188,13 +203,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     quiet = ["--quiet"] if args.quiet else []
-    print(f"metadqn demo: meta-training MAML-DQN on {args.family}, then evaluating it against the baselines "
-          "on held-out tasks")
-    code = main(["train", "--family", args.family, "--out", args.out, "--overwrite", "--iterations", str(args.iterations),
-                 *[x for kv in args.set or [] for x in ("--set", kv)], *quiet])
-    if code:
-        return code
-    return main(["evaluate", args.out, "--seeds", str(args.seeds), *quiet])
+    sets = [x for kv in args.set or [] for x in ("--set", kv)]
+    maml_dir = str(Path(args.out) / "maml")
+    print(f"metadqn demo on {args.family}: meta-training context MAML (a task context adapted on a model loss) and "
+          "whole-network MAML, then evaluating both against the baselines and the information limit on held-out "
+          "tasks")
+    for algo, out in (("context", args.out), ("maml", maml_dir)):
+        code = main(["train", "--family", args.family, "--algo", algo, "--out", out, "--overwrite", "--iterations",
+                     str(args.iterations), *sets, *quiet])
+        if code:
+            return code
+    return main(["evaluate", args.out, "--compare", maml_dir, "--seeds", str(args.seeds), *quiet])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="meta-train MAML-DQN / FOMAML / Reptile / Meta-SGD")
     common(p)
     p.set_defaults(family=None)
-    p.add_argument("--algo", choices=["maml", "fomaml", "reptile", "metasgd"], default=None)
+    p.add_argument("--algo", choices=list(ALGOS), default=None,
+                   help="maml (default) | fomaml | reptile | metasgd | context (context MAML on a model loss) | encoder "
+                        "(a set encoder infers the context)")
     p.add_argument("--iterations", type=int, default=None, help="meta-updates (config iterations)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.set_defaults(func=cmd_train)
@@ -249,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", default="multitask,scratch,oracle",
                    help="comma-separated subset of multitask,scratch,oracle ('' for none)")
     p.add_argument("--n-test-tasks", type=int, default=None, help="held-out tasks (default: the run's own)")
+    p.add_argument("--compare", default=None, metavar="RUN[,RUN...]",
+                   help="other runs (same family) evaluated beside this one on its held-out tasks, e.g. MAML beside "
+                        "context MAML")
     p.add_argument("--seeds", type=int, default=5, help="independent adaptations per task")
     p.add_argument("--budgets", default="1,2,5,10", help="new-task episodes, comma-separated")
     p.add_argument("--steps", default="0,1,3,10", help="gradient steps, comma-separated")
@@ -267,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default="gridnav")
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one meta-training config value")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one meta-training config value (both runs)")
     p.add_argument("--out", default="runs/demo", help="run directory (the demo replaces its own earlier run)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)

@@ -27,7 +27,8 @@ from .adapters import Adapter
 from .baselines import finetune_adapter, oracle_returns, random_returns, train_multitask, tune
 from .config import to_dict
 from .learner import MAMLDQN
-from .nets import init_params
+from .limits import limit_returns
+from .nets import build_qnet, init_params
 from .progress import ProgressBar
 from .seeding import derive_seed
 from .stats import interval, normalized
@@ -83,12 +84,17 @@ class EvalConfig:
 
 
 def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselines: Sequence[str] | None = None,
-             config: EvalConfig | None = None, progress: bool | None = None, **overrides: Any) -> dict[str, Any]:
-    """Run the protocol for a meta-trained ``learner`` and the chosen baselines on
-    ``test_tasks`` (default: the learner's held-out tasks).
+             config: EvalConfig | None = None, progress: bool | None = None,
+             compare: Mapping[str, MAMLDQN] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Run the protocol for a meta-trained ``learner``, the chosen baselines and the learners
+    in ``compare`` (name → learner, e.g. whole-network MAML beside context MAML; same family,
+    none trained on a test task) on ``test_tasks`` (default: the learner's held-out tasks).
+    The baselines get ``learner``'s meta-training budget.
 
     Returns the JSON-ready result described in the README (``methods.NAME.nr.BUDGET.K`` →
-    mean and 95% CI), plus per-task gains NR(k) − NR(0) at the smallest budget.
+    mean and 95% CI; ``methods.NAME.gain`` → NR(k) − NR(0) with CIs; ``references.limit`` →
+    the information limit where the family computes it), plus per-task gains at the
+    smallest budget.
     """
     cfg = config or EvalConfig()
     if baselines is not None:
@@ -100,9 +106,15 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
     if not tasks:
         raise ValueError("no held-out test tasks: pass test_tasks or meta-train with n_test_tasks > 0")
     train = list(learner.train_tasks)
-    overlap = {t.key() for t in tasks} & {t.key() for t in train}
-    if overlap:
-        raise ValueError(f"{len(overlap)} test task(s) were seen in meta-training; held-out tasks must be new")
+    learners = {learner.config.algo: learner, **(compare or {})}
+    for name, other in learners.items():
+        if other.family.name != family.name or other.family.options != family.options:
+            raise ValueError(f"{name} was trained on {other.family.name} {other.family.options}, not on "
+                             f"{family.name} {family.options}")
+        overlap = {t.key() for t in tasks} & {t.key() for t in other.train_tasks}
+        if overlap:
+            raise ValueError(f"{len(overlap)} test task(s) were seen in meta-training ({name}); "
+                             "held-out tasks must be new")
     tune_on = train[: cfg.tune_tasks]
     if not tune_on and ({"multitask", "scratch"} & set(cfg.baselines)):
         raise ValueError("tuning the baselines needs the learner's training tasks")
@@ -112,33 +124,40 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
     oracle = oracle_returns(family, tasks, dqn_steps=cfg.oracle_steps, eval_episodes=cfg.oracle_eval_episodes,
                             seed=derive_seed(cfg.seed, "oracle"), device=device, progress=progress)
 
-    adapters: dict[str, Adapter] = {learner.config.algo: learner.adapter()}
+    adapters: dict[str, Adapter] = {name: other.adapter() for name, other in learners.items()}
     tuned: dict[str, dict[str, Any]] = {}
     mcfg = learner.config
+    plain = build_qnet(replace(mcfg.net, context=0), tuple(family.observation_space.shape),
+                       int(family.action_space.n)).to(device)  # the baselines' Q-network: no context input
     td = TDLoss(n_step=1, gamma=mcfg.gamma, double=mcfg.double, loss=mcfg.loss)
     tune_kw = dict(steps=cfg.steps, runs_per_task=cfg.tune_runs, episodes=cfg.tune_budget,
                    eval_episodes=cfg.tune_eval_episodes, seed=derive_seed(cfg.seed, "tune"), device=device)
     if "multitask" in cfg.baselines:
         steps = int(cfg.multitask_steps or learner.env_steps)
-        mt = train_multitask(family, train, net=mcfg.net, env_steps=steps,
+        mt = train_multitask(family, train, net=plain.spec, env_steps=steps,
                              envs_per_task=max(cfg.multitask_envs, mcfg.envs_per_task), batch_size=cfg.multitask_batch,
                              target_update=cfg.multitask_target_update,
                              buffer_per_env=cfg.multitask_buffer_per_env, seed=mcfg.seed, device=device,
                              progress=progress)
         adapters["multitask"], tuned["multitask"] = tune(
-            family, lambda lr, eps: finetune_adapter("multitask", learner.net, mt, lr=lr, epsilon=eps, td=td,
+            family, lambda lr, eps: finetune_adapter("multitask", plain, mt, lr=lr, epsilon=eps, td=td,
                                                      batch=mcfg.support_batch),
             tune_on, lrs=cfg.lr_grid, epsilons=cfg.eps_grid, **tune_kw)
         tuned["multitask"]["env_steps"] = steps
     if "scratch" in cfg.baselines:
-        fresh = {k: v.to(device) for k, v in init_params(learner.net, derive_seed(cfg.seed, "scratch")).items()}
+        fresh = {k: v.to(device) for k, v in init_params(plain, derive_seed(cfg.seed, "scratch")).items()}
         adapters["scratch"], tuned["scratch"] = tune(
-            family, lambda lr, eps: finetune_adapter("scratch", learner.net, fresh, lr=lr, epsilon=eps, td=td,
+            family, lambda lr, eps: finetune_adapter("scratch", plain, fresh, lr=lr, epsilon=eps, td=td,
                                                      batch=mcfg.support_batch),
             tune_on, lrs=cfg.lr_grid, epsilons=(1.0,), **tune_kw)
 
     methods, gains = evaluate_adapters(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device,
                                        progress=progress)
+    limit = information_limit(family, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device)
+    if limit is not None:
+        for entry in methods.values():
+            entry["fraction_of_limit"] = {b: {k: c["mean"] / limit[b]["mean"] for k, c in cells.items()}
+                                          for b, cells in entry["nr"].items()}
     for name, t in tuned.items():
         methods[name]["tuned"] = t
     if "oracle" in cfg.baselines:
@@ -165,11 +184,29 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
         "methods": methods, "env_steps_to_95pct_oracle": to95,
         "per_task_gain": {"budget": min(cfg.budgets), "methods": gains},
         "references": {"random_return_mean": float(rand.mean()), "oracle_return_mean": float(oracle.mean()),
-                       "oracle_exact": all(family.oracle_return(t) is not None for t in tasks)},
+                       "oracle_exact": all(family.oracle_return(t) is not None for t in tasks),
+                       "limit": None if limit is None else {
+                           "kind": "frozen", "data": "the uniformly random support episodes of each budget", "nr": limit}},
         "meta_training": {"algo": mcfg.algo, "iterations": learner.iteration, "env_steps": learner.env_steps,
-                          "config": to_dict(mcfg)},
+                          "config": to_dict(mcfg),
+                          "compared": {name: {"algo": o.config.algo, "iterations": o.iteration, "env_steps": o.env_steps,
+                                              "config": to_dict(o.config)} for name, o in (compare or {}).items()}},
         "config": to_dict(cfg),
     }
+
+
+def information_limit(family: TaskFamily, tasks: Sequence[Task], *, rand: np.ndarray, oracle: np.ndarray,
+                      cfg: EvalConfig, device: str | torch.device = "cpu") -> dict[str, dict[str, float]] | None:
+    """NR of the best frozen policy given each budget's random support data (the very data
+    methods exploring with epsilon 1 see), with CIs; None where the family cannot compute it."""
+    out = {}
+    for budget in cfg.budgets:
+        lim = limit_returns(family, tasks, kind="frozen", runs_per_task=cfg.seeds, episodes=budget,
+                            seed=derive_seed(cfg.seed, "evaluate"), device=device)
+        if lim is None:
+            return None
+        out[str(budget)] = interval(normalized(lim, rand, oracle), cfg.bootstrap_reps, cfg.seed)
+    return out
 
 
 def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: Sequence[Task], *,
@@ -184,7 +221,7 @@ def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks
     seed = derive_seed(cfg.seed, "evaluate")
     with ProgressBar("evaluate", len(adapters) * len(cfg.budgets), enabled=progress) as bar:
         for name, adapter in adapters.items():
-            entry: dict[str, Any] = {"nr": {}, "return": {}, "adapter": adapter.describe()}
+            entry: dict[str, Any] = {"nr": {}, "return": {}, "gain": {}, "adapter": adapter.describe()}
             for budget in cfg.budgets:
                 curve = adaptation_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
                                          steps=cfg.steps, eval_episodes=cfg.eval_episodes,
@@ -194,6 +231,9 @@ def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks
                 entry["return"][str(budget)] = {str(k): interval(v, cfg.bootstrap_reps, cfg.seed)
                                                 for k, v in ret.items()}
                 entry["nr"][str(budget)] = {str(k): interval(v, cfg.bootstrap_reps, cfg.seed) for k, v in nr.items()}
+                if 0 in nr:  # adapted − zero-shot, paired per task and seed: does adaptation hurt?
+                    entry["gain"][str(budget)] = {str(k): interval(v - nr[0], cfg.bootstrap_reps, cfg.seed)
+                                                  for k, v in nr.items() if k > 0}
                 if budget == b0:
                     gains[name] = {str(k): (nr[k] - nr[0]).mean(1).tolist() for k in cfg.steps if k > 0 and 0 in nr}
                 bar.update(1, env_steps=len(tasks) * cfg.seeds * budget * family.max_episode_steps)
@@ -201,5 +241,5 @@ def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks
     return methods, gains
 
 
-__all__ = ["BASELINES", "EvalConfig", "evaluate", "evaluate_adapters", "interval", "normalized", "oracle_returns",
+__all__ = ["BASELINES", "EvalConfig", "evaluate", "evaluate_adapters", "information_limit", "interval", "normalized", "oracle_returns",
            "random_returns"]

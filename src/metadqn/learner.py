@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from .adaptation import adapt_instances, adaptation_curve
-from .adapters import GradientAdapter
+from .adapters import Adapter, ModelHead, SetEncoder
 from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors, prefixed,
                          save_checkpoint, unprefixed)
 from .config import from_dict, to_dict
 from .meta.config import ALGOS, MetaConfig
-from .meta.iteration import Buffers, MetaState, inner_keys, maml_adapter, meta_iteration
+from .meta.iteration import Buffers, MetaState, inner_keys, make_adapter, meta_iteration
 from .meta.weighting import validate_weights
 from .nets import Params, build_qnet, init_params
 from .progress import ProgressBar
@@ -39,17 +39,34 @@ class MAMLDQN:
     """
 
     def __init__(self, family: TaskFamily | str, config: MetaConfig | None = None, **overrides: Any) -> None:
+        """``config`` is used as given; keyword ``overrides`` alone (no ``config``) also get the
+        algorithm's defaults (:data:`~metadqn.meta.config.ALGO_DEFAULTS`) under them."""
         self.family = make_family(family) if isinstance(family, str) else family
-        self.config = from_dict(MetaConfig, {**(to_dict(config) if config else {}), **overrides})
+        self.config = from_dict(MetaConfig, {**to_dict(config), **overrides}) if config is not None \
+            else MetaConfig.build(overrides)
         cfg = self.config
         self.device = torch.device(cfg.device)
         self.net = build_qnet(cfg.net, tuple(self.family.observation_space.shape),
                               int(self.family.action_space.n)).to(self.device)
-        params = {k: v.to(self.device).requires_grad_() for k, v in init_params(self.net, cfg.seed).items()}
+        params = init_params(self.net, cfg.seed)
+        obs_shape, n_actions = tuple(self.family.observation_space.shape), int(self.family.action_space.n)
+        self.model: ModelHead | None = None
+        self.encoder: SetEncoder | None = None
         inner_lrs = None
-        if cfg.algo == "metasgd":
+        if cfg.algo in ("context", "encoder"):  # a model head m(s, a; c)
+            self.model = ModelHead(obs_shape, n_actions, cfg.net.context, cfg.model_hidden)
+            params.update(self.model.init_params(derive_seed(cfg.seed, "model-head")))
+        if cfg.algo == "context":  # learned step sizes α [K, d]
+            inner_lrs = {"context": torch.full((cfg.inner_steps, cfg.net.context), cfg.inner_lr)}
+        elif cfg.algo == "encoder":
+            self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden)
+            params.update(self.encoder.init_params(derive_seed(cfg.seed, "set-encoder")))
+        elif cfg.algo == "metasgd":
             moved = inner_keys(cfg, params) or tuple(params)
-            inner_lrs = {k: torch.full_like(params[k], cfg.inner_lr).requires_grad_() for k in moved}
+            inner_lrs = {k: torch.full_like(params[k], cfg.inner_lr) for k in moved}
+        params = {k: v.to(self.device).requires_grad_() for k, v in params.items()}
+        if inner_lrs is not None:
+            inner_lrs = {k: v.to(self.device).requires_grad_() for k, v in inner_lrs.items()}
         optimizer = torch.optim.Adam([*params.values(), *(inner_lrs or {}).values()], lr=cfg.outer_lr)
         generator = torch.Generator(device=self.device).manual_seed(derive_seed(cfg.seed, "meta-train"))
         self.state = MetaState(params, inner_lrs, {k: v.detach().clone() for k, v in params.items()}, optimizer,
@@ -90,9 +107,9 @@ class MAMLDQN:
         cfg = self.config
         return self.family.split(cfg.n_train_tasks, cfg.n_test_tasks, seed=cfg.split_seed)
 
-    def adapter(self) -> GradientAdapter:
+    def adapter(self) -> Adapter:
         """How this learner adapts to a new task (detached from meta-training's graph)."""
-        return maml_adapter(self.net, self.state, self.config, self.horizon).detached()
+        return make_adapter(self.net, self.state, self.config, self.horizon, self.model, self.encoder).detached()
 
     # -- meta-training --------------------------------------------------------------------
     def meta_train(self, train_tasks: Sequence[Task] | None = None, iterations: int | None = None,
@@ -138,7 +155,8 @@ class MAMLDQN:
         try:
             with ProgressBar(f"meta-train {cfg.algo}", total - self.iteration, enabled=progress) as bar:
                 while self.iteration < total:
-                    row = meta_iteration(self.state, net=self.net, env=env, buffers=buffers, cfg=cfg)
+                    row = meta_iteration(self.state, net=self.net, env=env, buffers=buffers, cfg=cfg, model=self.model,
+                                         encoder=self.encoder)
                     self._env_state = env.generator.get_state()
                     elapsed, done = time.perf_counter() - t0, self.iteration - start_iter
                     row.update(iteration=self.iteration, env_steps=self.iteration * steps_per_iter,
@@ -166,9 +184,10 @@ class MAMLDQN:
     # -- adaptation -----------------------------------------------------------------------
     def adapt(self, task: Task | Mapping[str, Any], episodes: int | None = None, steps: int | None = None,
               seed: int = 0) -> Params:
-        """Adapted parameters for one new task: collect ``episodes`` episodes (default
-        ``support_episodes``) with θ, epsilon-greedy ``eps_support``, then take ``steps``
-        (default ``inner_steps``) inner gradient steps — the path evaluation uses."""
+        """The adapted state for one new task (a parameter dict; ``algo="context"``: the
+        context ``{"context": c}``): collect ``episodes`` episodes (default ``support_episodes``)
+        with the prior, epsilon-greedy ``eps_support``, then take ``steps`` (default
+        ``inner_steps``) adaptation steps — the path evaluation uses."""
         task = self.family.validate_task(task)
         k = steps if steps is not None else self.config.inner_steps
         episodes = episodes if episodes is not None else self.config.support_episodes

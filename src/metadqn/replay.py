@@ -89,16 +89,30 @@ class TaskReplay:
 
     def sample(self, batch_size: int, n_step: int = 1, gamma: float = 0.99,
                generator: torch.Generator | None = None) -> Batch:
-        """``batch_size`` transitions per row, uniformly from every held step of each
-        environment, with n-step returns."""
-        held = min(self.steps, self.slots)
-        if held == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
-        if n_step < 1:
-            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        """``batch_size`` transitions per row, uniformly (with replacement) from every held step
+        of each environment, with n-step returns; ``batch_size=0``: every held transition of
+        each row once, oldest first."""
+        held = self._held()
+        if batch_size == 0:
+            age = torch.arange(held - 1, -1, -1, device=self.device).repeat_interleave(self.envs_per_row)
+            env = torch.arange(self.envs_per_row, device=self.device).repeat(held)
+            return self._gather(age.expand(self.n_rows, -1), env.expand(self.n_rows, -1), n_step, gamma)
         shape = (self.n_rows, batch_size)
         age = torch.randint(0, held, shape, generator=generator, device=self.device)  # 0 = newest
         env = torch.randint(0, self.envs_per_row, shape, generator=generator, device=self.device)
+        return self._gather(age, env, n_step, gamma)
+
+    def _held(self) -> int:
+        held = min(self.steps, self.slots)
+        if held == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return held
+
+    def _gather(self, age: torch.Tensor, env: torch.Tensor, n_step: int, gamma: float) -> Batch:
+        """Transitions ``[row, batch]`` starting ``age`` steps before the newest, in ``env``."""
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        shape = age.shape
         # flat index into [row, slot, env] storage: 1-D indexing is the cheapest gather
         base = (torch.arange(self.n_rows, device=self.device) * (self.slots * self.envs_per_row)).unsqueeze(1) + env
         start = self.steps - 1 - age

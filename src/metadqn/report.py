@@ -26,15 +26,17 @@ def _save(plt: Any, fig: Any, ax: Any, path: Path) -> None:
 
 
 def _nr_curves(result: Mapping[str, Any], path: Path, xs: list[int], cells: Any, xlabel: str, title: str,
-               log_x: bool = False) -> None:
+               log_x: bool = False, limit: list[float] | None = None) -> None:
     """One line with its 95% CI band per method; ``cells(method) -> [{"mean", "ci_low", "ci_high"}]``
-    aligned with ``xs``."""
+    aligned with ``xs``; ``limit``: the information limit at each x, drawn dashed."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, m in result["methods"].items():
         row = cells(m)
         ax.plot(xs, [c["mean"] for c in row], marker="o", label=name)
         ax.fill_between(xs, [c["ci_low"] for c in row], [c["ci_high"] for c in row], alpha=0.2)
+    if limit is not None:
+        ax.plot(xs, limit, color="black", ls="--", lw=1, label="information limit (frozen)")
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -44,16 +46,25 @@ def _nr_curves(result: Mapping[str, Any], path: Path, xs: list[int], cells: Any,
     _save(plt, fig, ax, path)
 
 
+def _limit(result: Mapping[str, Any], budget: int) -> float | None:
+    lim = result["references"].get("limit")
+    return None if lim is None else lim["nr"][str(budget)]["mean"]
+
+
 def plot_nr_vs_steps(result: Mapping[str, Any], path: Path, budget: int) -> None:
     ks = [int(k) for k in result["steps"]]
+    lim = _limit(result, budget)
     _nr_curves(result, path, ks, lambda m: [m["nr"][str(budget)][str(k)] for k in ks],
-               "gradient steps on new-task data", f"{budget} episode(s) of new-task data")
+               "adaptation steps on new-task data", f"{budget} episode(s) of new-task data",
+               limit=None if lim is None else [lim] * len(ks))
 
 
 def plot_nr_vs_budget(result: Mapping[str, Any], path: Path, k: int) -> None:
     budgets = [int(b) for b in result["budgets"]]
+    lims = [_limit(result, b) for b in budgets]
     _nr_curves(result, path, budgets, lambda m: [m["nr"][str(b)][str(k)] for b in budgets],
-               "new-task episodes", f"after {k} gradient steps", log_x=True)
+               "new-task episodes", f"after {k} adaptation steps", log_x=True,
+               limit=None if None in lims else lims)
 
 
 def plot_gain_hist(result: Mapping[str, Any], path: Path, k: int) -> None:
@@ -78,13 +89,22 @@ def headline(result: Mapping[str, Any]) -> list[str]:
     b = str(min(result["budgets"]))
     ks = [int(k) for k in result["steps"]]
     k1 = "1" if 1 in ks else str(max(ks))
-    k3 = str(max(k for k in ks if k <= 3)) if any(k <= 3 for k in ks) else str(min(ks))
+    k10 = str(max(k for k in ks if k <= 10)) if any(k <= 10 for k in ks) else str(min(ks))
     lines = []
     meta = result["meta_training"]["algo"]
     methods = result["methods"]
+    lim = _limit(result, int(b))
+    if lim is not None:
+        lines.append(f"information limit (best frozen policy given the {b} random support episode(s)): NR {lim:.2f}")
+    for name, m in methods.items():
+        if name == "oracle":
+            continue
+        best_k = max(m["nr"][b], key=lambda k: m["nr"][b][k]["mean"])
+        frac = "" if lim is None else f" = {m['nr'][b][best_k]['mean'] / lim:.0%} of the limit"
+        lines.append(f"{name}: best NR after {b} episode = {_fmt(m['nr'][b][best_k])} at k={best_k}{frac}")
     if meta in methods:
-        best = max(methods[meta]["nr"][b][k]["mean"] for k in methods[meta]["nr"][b] if int(k) <= int(k3))
-        lines.append(f"{meta}: best NR within {k3} steps after {b} episode = {best:.2f} "
+        best = max(methods[meta]["nr"][b][k]["mean"] for k in methods[meta]["nr"][b] if int(k) <= int(k10))
+        lines.append(f"{meta}: best NR within {k10} adaptation steps after {b} episode = {best:.2f} "
                      f"(target ≥ {TARGET_NR}: {'met' if best >= TARGET_NR else 'NOT met'})")
         if "multitask" in methods:
             gap = methods[meta]["nr"][b][k1]["mean"] - methods["multitask"]["nr"][b][k1]["mean"]
@@ -125,11 +145,24 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
                   "|---|" + "---|" * len(result["steps"])]
         for name, m in result["methods"].items():
             lines.append(f"| {name} | " + " | ".join(_fmt(m["nr"][str(budget)][str(k)]) for k in result["steps"]) + " |")
+        lim = _limit(result, budget)
+        if lim is not None:
+            cell = result["references"]["limit"]["nr"][str(budget)]
+            lines.append("| information limit (frozen) | " + " | ".join(_fmt(cell) for _ in result["steps"]) + " |")
+    b0 = str(min(result["budgets"]))
+    gains = {n: m["gain"][b0] for n, m in result["methods"].items() if m.get("gain", {}).get(b0)}
+    if gains:
+        ks = [k for k in result["steps"] if k > 0]
+        lines += ["", f"## Adapted − zero-shot NR after {b0} episode(s) (paired per task and seed; below 0: "
+                  "adaptation hurts)", "", "| method | " + " | ".join(f"k={k}" for k in ks) + " |",
+                  "|---|" + "---|" * len(ks)]
+        for name, g in gains.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(g[str(k)]) for k in ks) + " |")
     tuned = {n: m["tuned"] for n, m in result["methods"].items() if "tuned" in m}
     if tuned:
         lines += ["", "Baselines' step size and exploration, tuned on training tasks: " + "; ".join(
             f"{n}: lr={t['lr']:g}, epsilon={t['epsilon']:g}" for n, t in tuned.items()) + "."]
-    lines += ["", "## Plots", "", f"![NR vs gradient steps](nr_vs_steps.png)", "",
+    lines += ["", "## Plots", "", f"![NR vs adaptation steps](nr_vs_steps.png)", "",
               f"![NR vs new-task episodes](nr_vs_budget.png)", "",
               f"![per-task adaptation](adaptation_hist.png)", ""]
     path = out / "report.md"

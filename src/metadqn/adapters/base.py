@@ -30,8 +30,8 @@ State = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class SupportSpec:
     """How a method collects and samples a new task's data: exploration while collecting,
-    transitions sampled per support episode for each adaptation step's loss, and the
-    n-step returns and discount of the sampled batch."""
+    transitions sampled per support episode for each adaptation step's loss (0: every
+    transition once, no sampling), and the n-step returns and discount of the batch."""
 
     epsilon: float = 1.0
     batch: int = 64
@@ -41,8 +41,8 @@ class SupportSpec:
     def __post_init__(self) -> None:
         if not 0 <= self.epsilon <= 1:
             raise ValueError(f"support epsilon must be in [0, 1], got {self.epsilon}")
-        if self.batch < 1 or self.n_step < 1:
-            raise ValueError(f"support batch and n_step must be >= 1, got {self.batch}, {self.n_step}")
+        if self.batch < 0 or self.n_step < 1:
+            raise ValueError(f"support batch must be >= 0 and n_step >= 1, got {self.batch}, {self.n_step}")
 
 
 class Adapter(ABC):
@@ -51,6 +51,7 @@ class Adapter(ABC):
     name: str
     net: nn.Module
     support: SupportSpec
+    uses_steps: bool = True   # False: adapt() infers the state from the data, whatever the step count (k = 0 too)
 
     @abstractmethod
     def prior(self) -> State:
@@ -65,6 +66,12 @@ class Adapter(ABC):
     @abstractmethod
     def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
         """Q-values ``[..., n_actions]`` for observations ``[..., *obs_shape]`` in ``state``."""
+
+    def outer_loss(self, state: State, query: Batch, *, target: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        """Meta-training's loss for one instance's adapted ``state`` on its ``query`` data
+        (``target``: the meta target network). Methods meta-trained by differentiating
+        through :meth:`adapt` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} is not meta-trained through its adaptation")
 
     def detached(self) -> "Adapter":
         """The same adapter with its meta-parameters cut from the autograd graph (for acting

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
+from ..config import from_dict
 from ..nets import NetSpec
 from ..td import LOSSES
 from .weighting import validate_weights
 
-ALGOS = ("maml", "fomaml", "reptile", "metasgd")
+ALGOS = ("maml", "fomaml", "reptile", "metasgd", "context", "encoder")
+
+# Settings that differ by algorithm, applied under whatever the user sets (like RL-Zoo's
+# hyperparameter files) when a config is built from values (MetaConfig.build, the CLI):
+# context steps are cheap, so the context algorithm takes more of them and more meta-updates
+# per batch of episodes, on every support transition (benchmarks/RESULTS.md has the runs).
+ALGO_DEFAULTS: dict[str, dict[str, object]] = {
+    "context": {"inner_steps": 5, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
+    "encoder": {"outer_steps": 8, "support_batch": 0},
+}
 TARGETS = ("adapted", "meta")
 INNER_PARAMS = ("all", "context", "head")
 
@@ -18,7 +29,8 @@ INNER_PARAMS = ("all", "context", "head")
 class MetaConfig:
     """Hyperparameters of meta-training. Episodes are the family's horizon in env steps."""
 
-    algo: str = "maml"                     # maml | fomaml | reptile | metasgd
+    algo: str = "maml"                     # maml | fomaml | reptile | metasgd | context (context MAML on a model
+                                           # loss) | encoder (a set encoder infers the context: no gradient steps)
     iterations: int = 300                  # collect-then-update rounds (each: outer_steps meta-updates)
     n_train_tasks: int = 40                # training tasks of the split meta_train() draws when given none
     n_test_tasks: int = 20                 # held-out tasks of that split (evaluation)
@@ -26,12 +38,17 @@ class MetaConfig:
     envs_per_task: int = 4                 # adaptation instances per training task per iteration
     support_episodes: int = 1              # new-task data per adaptation (episodes)
     query_episodes: int = 1                # post-adaptation data per instance for the outer loss
-    inner_lr: float = 0.5                  # α (Meta-SGD: initial value of every per-element α)
+    inner_lr: float = 0.5                  # α (Meta-SGD, context: initial value of every learned α)
     inner_steps: int = 1                   # gradient steps in the inner loop
-    inner_params: str = "all"              # what the inner loop adapts: all | context (CAVIA; needs net.context) | head
+    inner_params: str = "all"              # what MAML's inner loop adapts: all | context (CAVIA; needs net.context) | head
+    first_order_context: bool = False      # context: ignore second derivatives through the context steps
+    model_weight: float = 1.0              # context: weight of the query model loss in the outer loss
+    model_obs_weight: float = 1.0          # context: weight of next-observation vs reward error in the model loss
+    model_hidden: tuple[int, ...] = (64, 64)  # context, encoder: hidden widths of the model head m(s, a; c)
+    encoder_hidden: tuple[int, ...] = (64, 64)  # encoder: hidden widths of the per-transition network φ
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
     outer_steps: int = 1                   # meta-updates per iteration, each on fresh minibatches of its episodes
-    support_batch: int = 64                # transitions sampled from the support per inner loss
+    support_batch: int = 64                # transitions sampled per support episode per inner loss (0: all, once)
     query_batch: int = 64                  # transitions sampled from the query per outer loss
     gamma: float = 0.99                    # discount
     n_step: int = 1                        # n-step returns of the outer (query) loss; 0 = Monte-Carlo (n = horizon)
@@ -58,7 +75,7 @@ class MetaConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         for name in ("iterations", "envs_per_task", "support_episodes", "query_episodes", "inner_steps",
-                     "support_batch", "query_batch", "target_update", "eval_runs", "eval_episodes", "outer_steps",
+                     "query_batch", "target_update", "eval_runs", "eval_episodes", "outer_steps",
                      "n_train_tasks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -68,8 +85,9 @@ class MetaConfig:
                 raise ValueError(f"{name} must be a positive number, got {v}")
         if self.inner_n_step < -1:
             raise ValueError(f"inner_n_step must be >= 0, or -1 for the same as n_step; got {self.inner_n_step}")
-        if min(self.n_step, self.n_test_tasks, self.eval_every, self.checkpoint_every, self.query_replay) < 0:
-            raise ValueError("n_step, n_test_tasks, eval_every, checkpoint_every and query_replay must be >= 0")
+        if min(self.support_batch, self.n_step, self.n_test_tasks, self.eval_every, self.checkpoint_every, self.query_replay) < 0:
+            raise ValueError("support_batch, n_step, n_test_tasks, eval_every, checkpoint_every and query_replay "
+                             "must be >= 0")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.loss not in LOSSES:
@@ -87,16 +105,35 @@ class MetaConfig:
         if self.inner_params == "context" and self.net.context < 1:
             raise ValueError("inner_params='context' adapts a task-context vector: set net.context >= 1 "
                              "(e.g. --set net.context=8)")
+        if self.algo in ("context", "encoder") and self.net.context < 1:
+            self.net.context = 8  # these algorithms need a context: 8 dimensions unless set
+        for name in ("model_weight", "model_obs_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)}")
+        self.model_hidden = tuple(int(h) for h in self.model_hidden)
+        self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
         if self.algo == "reptile" and self.inner_params != "all":
             raise ValueError("reptile moves every parameter toward the adapted ones: use inner_params='all'")
         if self.algo == "reptile" and self.outer_steps != 1:
             raise ValueError("reptile takes one step toward the adapted parameters per iteration: "
                              "outer_steps must be 1 (raise iterations instead)")
 
+    @classmethod
+    def build(cls, values: Mapping[str, Any]) -> "MetaConfig":
+        """A config from ``values`` (JSON-like, nested ``net``), with the algorithm's
+        :data:`ALGO_DEFAULTS` under them; :meth:`algo_defaults` says which were applied."""
+        return from_dict(cls, {**cls.algo_defaults(values), **values})
+
+    @staticmethod
+    def algo_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+        """The algorithm defaults that ``values`` leave in force."""
+        preset = ALGO_DEFAULTS.get(str(values.get("algo", "maml")), {})
+        return {k: v for k, v in preset.items() if k not in values}
+
     @property
     def first_order(self) -> bool:
         """Whether the meta-gradient ignores the inner loop's second derivatives."""
-        return self.algo in ("fomaml", "reptile")
+        return self.algo in ("fomaml", "reptile") or (self.algo == "context" and self.first_order_context)
 
 
-__all__ = ["ALGOS", "INNER_PARAMS", "MetaConfig", "TARGETS"]
+__all__ = ["ALGOS", "ALGO_DEFAULTS", "INNER_PARAMS", "MetaConfig", "TARGETS"]

@@ -5,12 +5,14 @@ For every training task x ``envs_per_task`` adaptation instances at once:
 1. **support**: each instance collects ``support_episodes`` episodes with θ (epsilon-greedy,
    ``eps_support``) — the same path and budget a new task gets at test time
    (:mod:`metadqn.adaptation`);
-2. **inner loop**: θ'ᵢ = θ − α ∇L_TD(θ; supportᵢ), ``inner_steps`` times, vmapped over instances;
+2. **inner loop**: θ'ᵢ = θ − α ∇L_TD(θ; supportᵢ), ``inner_steps`` times, vmapped over instances
+   (``algo="context"``: only a task context moves, on a model loss — adapters/context.py;
+   ``algo="encoder"``: a set encoder infers the context instead — adapters/encoder.py);
 3. **query**: each instance collects ``query_episodes`` episodes with its own θ'ᵢ, epsilon-greedy
    with ``eps_query`` (default 1.0, uniformly random: with a near-greedy query policy the TD
    outer loss only checks the actions that policy takes and never rewards a better argmax);
-4. **outer update** (``outer_steps`` times on fresh minibatches): Adam on Σᵢ wᵢ L_TD(θ'ᵢ; queryᵢ)
-   / Σᵢ wᵢ — second order through the inner gradient for ``maml``/``metasgd``, first order for
+4. **outer update** (``outer_steps`` times on fresh minibatches): Adam on Σᵢ wᵢ Lᵢ / Σᵢ wᵢ, Lᵢ the
+   adapter's outer loss of θ'ᵢ on queryᵢ (TD; context: TD + model loss) — second order through the inner gradient for ``maml``/``metasgd``, first order for
    ``fomaml`` — or Reptile's step toward the mean θ'ᵢ;
 5. every ``target_update`` iterations the meta target network copies θ.
 
@@ -35,7 +37,8 @@ from torch import nn
 from torch.func import vmap
 
 from ..adaptation import adapt_batch, collect_support, instance_q, sample_support
-from ..adapters import GradientAdapter, SupportSpec
+from ..adapters import (Adapter, ContextModelAdapter, EncoderAdapter, GradientAdapter, ModelHead, SetEncoder,
+                        SupportSpec)
 from ..nets import Params
 from ..replay import TaskReplay
 from ..rollout import collect
@@ -83,9 +86,29 @@ def inner_keys(cfg: MetaConfig, params: Params) -> tuple[str, ...] | None:
     return None
 
 
-def maml_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int) -> GradientAdapter:
-    """The adapter meta-training trains, over the live meta-parameters (differentiable)."""
+def make_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int,
+                 model: ModelHead | None = None, encoder: SetEncoder | None = None) -> Adapter:
+    """The adapter meta-training trains, over the live meta-parameters (differentiable):
+    a :class:`ContextModelAdapter` for ``algo="context"`` (needs the model head), an
+    :class:`EncoderAdapter` for ``algo="encoder"`` (model head and encoder), else a
+    :class:`GradientAdapter`."""
     outer_n = horizon_n_step(cfg.n_step, horizon)
+    if cfg.algo == "encoder":
+        if model is None or encoder is None:
+            raise ValueError("the encoder algorithm needs its model head and set encoder")
+        return EncoderAdapter(
+            cfg.algo, net, model, encoder, state.params,
+            td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
+            support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1, gamma=cfg.gamma),
+            obs_weight=cfg.model_obs_weight, model_weight=cfg.model_weight)
+    if cfg.algo == "context":
+        if model is None or state.inner_lrs is None:
+            raise ValueError("the context algorithm needs its model head and learned step sizes")
+        return ContextModelAdapter(
+            cfg.algo, net, model, state.params, step_sizes=state.inner_lrs["context"],
+            td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
+            support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1, gamma=cfg.gamma),
+            obs_weight=cfg.model_obs_weight, model_weight=cfg.model_weight, first_order=cfg.first_order)
     inner_n = outer_n if cfg.inner_n_step == -1 else horizon_n_step(cfg.inner_n_step, horizon)
     lr: float | Params = state.inner_lrs if state.inner_lrs is not None else cfg.inner_lr
     return GradientAdapter(
@@ -105,11 +128,11 @@ def instance_weights(per_instance: torch.Tensor, cfg: MetaConfig, n_tasks: int,
     return w.repeat_interleave(cfg.envs_per_task)
 
 
-def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers: Buffers,
-                   cfg: MetaConfig) -> dict[str, Any]:
+def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers: Buffers, cfg: MetaConfig,
+                   model: ModelHead | None = None, encoder: SetEncoder | None = None) -> dict[str, Any]:
     """Steps 1–5 of the module docstring once; returns the iteration's metrics."""
     horizon, gen = env.max_episode_steps, state.generator
-    adapter = maml_adapter(net, state, cfg, horizon)
+    adapter = make_adapter(net, state, cfg, horizon, model, encoder)
     # 1-2: support data and the inner loop, through the same path as test-time adaptation
     support_return = collect_support(env, adapter, buffers.support, episodes=cfg.support_episodes, generator=gen)
     support = sample_support(buffers.support, adapter.support, episodes=cfg.support_episodes, generator=gen)
@@ -135,7 +158,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
             for k, d in reptile_direction(state.params, adapted, weights).items():
                 state.params[k].grad = d
         else:
-            per_instance = outer_losses(adapter, support, query, target=outer_target)
+            per_instance = outer_losses(adapter, support, query, steps=cfg.inner_steps, target=outer_target)
             weights = instance_weights(per_instance, cfg, n_tasks, user_weights)
             ((weights * per_instance).sum() / weights.sum()).backward()
         loss_value = float(((weights * per_instance).sum() / weights.sum()).detach())
@@ -158,16 +181,13 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     return metrics
 
 
-def outer_losses(adapter: GradientAdapter, support: Any, query: Any, *, target: Params | None) -> torch.Tensor:
-    """Query TD loss of each instance's θ'ᵢ ``[instance]``, differentiable through the inner loop
-    (the adapter's own :meth:`~metadqn.adapters.GradientAdapter.adapt`, as at test time)."""
+def outer_losses(adapter: Adapter, support: Any, query: Any, *, steps: int, target: Params | None) -> torch.Tensor:
+    """Each instance's outer loss ``[instance]`` after ``steps`` adaptation steps on its support,
+    differentiable through the adapter's own :meth:`~metadqn.adapters.Adapter.adapt` (the
+    function test-time adaptation calls)."""
     prior = adapter.prior()
-
-    def one(s: Any, q: Any) -> torch.Tensor:
-        adapted = adapter.adapt(prior, s, adapter.inner.steps)
-        return td_loss(adapter.net, adapted, q, target=target, double=adapter.td.double, loss=adapter.td.loss)
-    return vmap(one)(support, query)
+    return vmap(lambda s, q: adapter.outer_loss(adapter.adapt(prior, s, steps), q, target=target))(support, query)
 
 
-__all__ = ["Buffers", "MetaState", "horizon_n_step", "inner_keys", "instance_weights", "maml_adapter",
+__all__ = ["Buffers", "MetaState", "horizon_n_step", "inner_keys", "instance_weights", "make_adapter",
            "meta_iteration", "outer_losses"]

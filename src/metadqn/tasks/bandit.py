@@ -43,6 +43,22 @@ class BanditFamily(TaskFamily):
     def random_return(self, task: Task) -> float:
         return self.max_episode_steps * float(np.mean(self.validate_task(task)["means"]))
 
+    def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """Exact where the prior is the full range (arm means i.i.d. uniform on [0, 1], so each
+        arm's posterior is Beta(1 + successes, 1 + failures)): the best frozen policy pulls the
+        arm with the highest posterior mean (ties shared) for the whole episode."""
+        task = self.validate_task(task)
+        spec = self.param("means")
+        if (spec.low, spec.high) != (0.0, 1.0):
+            return None
+        actions = np.asarray(data["action"], dtype=int)
+        reward = np.asarray(data["reward"], dtype=float)
+        pulls = np.bincount(actions, minlength=self.arms)
+        wins = np.bincount(actions, weights=reward, minlength=self.arms)
+        posterior = (1 + wins) / (2 + pulls)
+        best = np.flatnonzero(np.isclose(posterior, posterior.max()))
+        return self.max_episode_steps * float(np.mean(np.asarray(task["means"])[best]))
+
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
                      dtype: torch.dtype = torch.float32) -> "BanditBatched":

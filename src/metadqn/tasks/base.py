@@ -427,6 +427,19 @@ class TaskFamily(ABC):
         """The expected return of the uniformly random policy if known exactly."""
         return None
 
+    def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """The information limit of a frozen policy, where the family can compute it exactly:
+        the expected return on ``task`` of the Bayes-optimal policy that is fixed after seeing
+        ``data`` (one instance's support transitions: ``obs``, ``action``, ``reward``,
+        ``next_obs``, ``terminated``, each ``[step, ...]``), under the family's task prior.
+        None where it is not known."""
+        return None
+
+    def online_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """As :meth:`frozen_limit_return`, for the Bayes-optimal policy that keeps updating its
+        belief from what it observes during the evaluation episode (``data`` may be empty)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Machine-readable description (``metadqn families --json``)."""
         return {

@@ -1,0 +1,127 @@
+"""Context MAML on a model loss: adapt a small task context c by gradient steps on how well
+a learned model predicts the support data, and act with Q(s, a; c).
+
+CAVIA adapts only a context vector; MIER adapts a model rather than a value function
+because models adapt more easily and more stably; Meta-SGD learns the step sizes. Here:
+
+- Q(s, a; c) is the usual Q-network with a context input (``NetSpec.context = d``); c₀ (the
+  network's ``context`` parameter) is meta-learned;
+- m(s, a; c) → (r̂, Δŝ) is a small model head (parameters ``model.*``);
+- inner loop: c_{k+1} = c_k − α_k ⊙ ∇_c L_model(c_k; support), with learned per-step,
+  per-dimension step sizes α ∈ R^{K×d} (steps past K reuse α_K);
+  L_model = mean (r̂ − r)² + ``obs_weight`` · mean ‖Δŝ − (s′ − s)‖²;
+- outer loss: TD of Q(·; c′) on query data (target network with the same c′, no gradient)
+  + ``model_weight`` · L_model(c′; query), differentiated through the inner steps.
+
+Only d numbers move per task, so adaptation costs microseconds and cannot wreck the network;
+the data, not the step count, is what is scarce.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import grad
+
+from ..nets import Params, q_values
+from ..replay import Batch
+from ..td import TDLoss, td_loss
+from .base import Adapter, State, SupportSpec
+
+PREFIX = "model."
+
+
+class ModelHead:
+    """m(s, a; c) → (r̂, Δŝ): an MLP on [flattened observation, one-hot action, context],
+    evaluated on a parameter dict (keys ``model.{i}.weight/bias``)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, context: int, hidden: tuple[int, ...]) -> None:
+        self.obs_dim = int(torch.Size(obs_shape).numel())
+        self.n_actions, self.context = int(n_actions), int(context)
+        self.layers = nn.ModuleList()
+        width = self.obs_dim + self.n_actions + self.context
+        for h in (*hidden, 1 + self.obs_dim):
+            self.layers.append(nn.Linear(width, h))
+            width = h
+
+    def init_params(self, seed: int) -> Params:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for layer in self.layers:
+                layer.reset_parameters()
+        return {f"{PREFIX}{i}.{name}": p.detach().clone()
+                for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()}
+
+    def predict(self, params: Params, obs: torch.Tensor, action: torch.Tensor,
+                context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted reward ``[batch]`` and observation change ``[batch, obs_dim]`` for
+        ``obs [batch, *obs_shape]``, ``action [batch]`` and one context ``[d]``."""
+        x = obs.reshape(obs.shape[0], -1)
+        one_hot = (action.unsqueeze(-1) == torch.arange(self.n_actions, device=action.device)).to(x.dtype)  # vmap-safe
+        x = torch.cat((x, one_hot, context.expand(x.shape[0], -1)), dim=1)
+        last = len(self.layers) - 1
+        for i in range(last + 1):
+            x = F.linear(x, params[f"{PREFIX}{i}.weight"], params[f"{PREFIX}{i}.bias"])
+            if i < last:
+                x = F.relu(x)
+        return x[:, 0], x[:, 1:]
+
+    def loss(self, params: Params, context: torch.Tensor, batch: Batch, obs_weight: float) -> torch.Tensor:
+        """L_model of one instance's 1-step transitions (``batch.returns`` is the reward)."""
+        reward, delta = self.predict(params, batch.obs, batch.action, context)
+        true_delta = (batch.next_obs - batch.obs).reshape(delta.shape)
+        return F.mse_loss(reward, batch.returns) + obs_weight * F.mse_loss(delta, true_delta)
+
+
+class ContextModelAdapter(Adapter):
+    """The adapter of context MAML (see the module docstring). ``params`` holds the
+    Q-network's parameters (``context`` = c₀) and the model head's (``model.*``);
+    ``step_sizes`` is α ``[K, d]``."""
+
+    def __init__(self, name: str, net: nn.Module, model: ModelHead, params: Params, *, step_sizes: torch.Tensor,
+                 td: TDLoss, support: SupportSpec, obs_weight: float = 1.0, model_weight: float = 1.0,
+                 first_order: bool = False) -> None:
+        self.name, self.net, self.model, self.params = name, net, model, params
+        self.step_sizes, self.td, self.support = step_sizes, td, support
+        self.obs_weight, self.model_weight, self.first_order = obs_weight, model_weight, first_order
+
+    def prior(self) -> State:
+        return {"context": self.params["context"]}
+
+    def adapt(self, state: State, support: Batch, steps: int) -> State:
+        c = state["context"]
+        step = grad(lambda ctx: self.model.loss(self.params, ctx, support, self.obs_weight))
+        for i in range(steps):
+            g = step(c)
+            if self.first_order:
+                g = g.detach()
+            c = c - self.step_sizes[min(i, self.step_sizes.shape[0] - 1)] * g
+        return {"context": c}
+
+    def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
+        return q_values(self.net, {**self.params, "context": state["context"]}, obs)
+
+    def outer_loss(self, state: State, query: Batch, *, target: Params | None) -> torch.Tensor:
+        c = state["context"]
+        tgt = None if target is None else {**target, "context": c.detach()}
+        td = td_loss(self.net, {**self.params, "context": c}, query, target=tgt, double=self.td.double,
+                     loss=self.td.loss)
+        return td + self.model_weight * self.model.loss(self.params, c, query, self.obs_weight)
+
+    def detached(self) -> "ContextModelAdapter":
+        return ContextModelAdapter(self.name, self.net, self.model, {k: v.detach() for k, v in self.params.items()},
+                                   step_sizes=self.step_sizes.detach(), td=self.td, support=self.support,
+                                   obs_weight=self.obs_weight, model_weight=self.model_weight,
+                                   first_order=self.first_order)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "kind": "context-model", "context_dim": int(self.params["context"].shape[0]),
+                "trained_steps": int(self.step_sizes.shape[0]), "obs_weight": self.obs_weight,
+                "model_weight": self.model_weight, "first_order": self.first_order, "td": vars(self.td).copy(),
+                "step_size_mean": float(self.step_sizes.detach().mean())}
+
+
+__all__ = ["ContextModelAdapter", "ModelHead"]

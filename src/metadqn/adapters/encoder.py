@@ -1,0 +1,90 @@
+"""An inference baseline: a permutation-invariant set encoder reads the support transitions
+and outputs the task code c directly (PEARL's context encoder, MQL's context), no gradient
+steps. Q(s, a; c) and the model head m(s, a; c) → (r̂, Δŝ) are those of context MAML, so the
+two methods differ only in how c is found: by inference here, by k gradient steps there.
+
+Encoder: φ([s, one-hot a, r, s′ − s, not-terminated]) per transition (an MLP), pooled by the
+mean and the max over the set (mean pooling alone averages away the few informative
+transitions), then a linear map to c. Meta-trained end to end on the outer loss of context
+MAML: TD of Q(·; c) on query data + ``model_weight`` × the decoder's model loss with c.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nets import Params
+from ..replay import Batch
+from ..td import TDLoss
+from .base import State, SupportSpec
+from .context import ContextModelAdapter, ModelHead
+
+PREFIX = "encoder."
+
+
+class SetEncoder:
+    """c = W [mean_i φ(xᵢ); max_i φ(xᵢ)] + b over the transitions xᵢ of one instance's support,
+    evaluated on a parameter dict (keys ``encoder.*``)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, code: int, hidden: tuple[int, ...]) -> None:
+        self.obs_dim = int(torch.Size(obs_shape).numel())
+        self.n_actions, self.code = int(n_actions), int(code)
+        self.layers = nn.ModuleList()
+        width = 2 * self.obs_dim + self.n_actions + 2
+        for h in hidden:
+            self.layers.append(nn.Linear(width, h))
+            width = h
+        self.out = nn.Linear(2 * width, self.code)
+
+    def init_params(self, seed: int) -> Params:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for layer in (*self.layers, self.out):
+                layer.reset_parameters()
+        params = {f"{PREFIX}{i}.{name}": p.detach().clone()
+                  for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()}
+        params.update({f"{PREFIX}out.{name}": p.detach().clone() for name, p in self.out.named_parameters()})
+        return params
+
+    def encode(self, params: Params, batch: Batch) -> torch.Tensor:
+        """The code ``[code]`` of one instance's transitions ``batch`` (``[batch, ...]``)."""
+        obs = batch.obs.reshape(batch.obs.shape[0], -1)
+        nxt = batch.next_obs.reshape(obs.shape)
+        one_hot = (batch.action.unsqueeze(-1) == torch.arange(self.n_actions, device=obs.device)).to(obs.dtype)
+        x = torch.cat((obs, one_hot, batch.returns.unsqueeze(-1), nxt - obs, (batch.discount > 0).to(obs.dtype)
+                       .unsqueeze(-1)), dim=1)
+        for i in range(len(self.layers)):
+            x = F.relu(F.linear(x, params[f"{PREFIX}{i}.weight"], params[f"{PREFIX}{i}.bias"]))
+        pooled = torch.cat((x.mean(0), x.max(0).values))
+        return F.linear(pooled, params[f"{PREFIX}out.weight"], params[f"{PREFIX}out.bias"])
+
+
+class EncoderAdapter(ContextModelAdapter):
+    """Adapts by inference: the state after any number of steps is the code of the support."""
+
+    uses_steps = False
+
+    def __init__(self, name: str, net: nn.Module, model: ModelHead, encoder: SetEncoder, params: Params, *,
+                 td: TDLoss, support: SupportSpec, obs_weight: float = 1.0, model_weight: float = 1.0) -> None:
+        super().__init__(name, net, model, params, step_sizes=torch.zeros(0), td=td, support=support,
+                         obs_weight=obs_weight, model_weight=model_weight)
+        self.encoder = encoder
+
+    def adapt(self, state: State, support: Batch, steps: int) -> State:
+        return {"context": self.encoder.encode(self.params, support)}
+
+    def detached(self) -> "EncoderAdapter":
+        return EncoderAdapter(self.name, self.net, self.model, self.encoder,
+                              {k: v.detach() for k, v in self.params.items()}, td=self.td, support=self.support,
+                              obs_weight=self.obs_weight, model_weight=self.model_weight)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "kind": "encoder", "trained_steps": 0, "step_size_mean": None,
+                "pooling": "mean+max"}
+
+
+__all__ = ["EncoderAdapter", "SetEncoder"]

@@ -1,0 +1,51 @@
+"""The information limit: the best any method could do with the same new-task data.
+
+Where a family computes it exactly (:meth:`~metadqn.tasks.TaskFamily.frozen_limit_return`
+and ``online_limit_return``: gridnav's posterior over goals, the bandit's Beta posterior),
+the limit of a frozen policy — or of one that keeps updating its belief during the
+evaluation episode — is computed per held-out task and run from the very support data that methods exploring
+uniformly at random collect (the same seeds as :func:`metadqn.adaptation.adapt_instances`),
+then normalized like every method's return. A method's NR reads against this number, not
+against 1: 0.63 is poor only if the limit is far above it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .adaptation import new_task_data
+from .tasks import Task, TaskFamily
+
+
+KINDS = ("frozen", "online")
+
+
+def limit_returns(family: TaskFamily, tasks: Sequence[Task], *, kind: str, runs_per_task: int, episodes: int,
+                  seed: int = 0, device: str | torch.device = "cpu") -> np.ndarray | None:
+    """Return ``[task, run]`` of the Bayes-optimal policy given each instance's random support
+    data (``episodes`` may be 0 for ``kind="online"``): ``"frozen"`` after the support, or
+    ``"online"``, updating its belief during the evaluation episode too. None where the family
+    cannot compute it for every instance."""
+    if kind not in KINDS:
+        raise ValueError(f"limit kind must be one of {KINDS}, got {kind!r}")
+    buf, _ = new_task_data(family, tasks, runs_per_task=runs_per_task, episodes=episodes, adapter=None, seed=seed,
+                           device=device, extra_capacity=1)
+    held = min(buf.steps, buf.slots)
+    arrays = {name: getattr(buf, name)[:, :held, 0].cpu().numpy()
+              for name in ("obs", "action", "reward", "next_obs", "terminated")}          # [row, step, ...]
+    limit = family.frozen_limit_return if kind == "frozen" else family.online_limit_return
+    out = np.zeros((len(tasks), runs_per_task))
+    for i, task in enumerate(tasks):
+        for j in range(runs_per_task):
+            row = i * runs_per_task + j
+            value = limit(task, {k: v[row] for k, v in arrays.items()})
+            if value is None:
+                return None
+            out[i, j] = value
+    return out
+
+
+__all__ = ["KINDS", "limit_returns"]

@@ -1,0 +1,134 @@
+"""Context MAML on a model loss: its meta-gradient against an explicit loop, what adapts and
+what does not, the learned step sizes past the trained K, resume, and a short learning run."""
+
+import pytest
+import torch
+
+import metadqn
+from metadqn.adapters import ContextModelAdapter, EncoderAdapter, ModelHead, SetEncoder, SupportSpec
+from metadqn.learner import MAMLDQN
+from metadqn.meta.iteration import outer_losses
+from metadqn.nets import NetSpec, build_qnet, init_params
+from metadqn.replay import Batch
+from metadqn.runlog import read_metrics
+from metadqn.td import TDLoss, td_loss
+
+T, B, OBS, A, D, K = 4, 10, 3, 4, 5, 3
+
+
+def _setup(first_order=False):
+    torch.manual_seed(0)
+    net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D), (OBS,), A).double()
+    model = ModelHead((OBS,), A, D, (9,))
+    params = {**init_params(net, 0), **model.init_params(1)}
+    params = {k: (v.double() + (0.1 if k == "context" else 0.0)).requires_grad_() for k, v in params.items()}
+    target = {k: v.detach() + 0.01 for k, v in params.items()}
+    lrs = torch.full((K, D), 0.7, dtype=torch.float64).requires_grad_()
+    adapter = ContextModelAdapter("context", net, model, params, step_sizes=lrs, td=TDLoss(), support=SupportSpec(),
+                                  obs_weight=0.5, model_weight=0.3, first_order=first_order)
+    f = dict(dtype=torch.float64)
+
+    def batch():
+        return Batch(torch.randn(T, B, OBS, **f), torch.randint(0, A, (T, B)), torch.randn(T, B, **f),
+                     torch.randn(T, B, OBS, **f), torch.rand(T, B, **f))
+    return net, model, params, target, lrs, adapter, batch(), batch()
+
+
+def _model_loss(model, params, c, b):
+    r, d = model.predict(params, b.obs, b.action, c)
+    return ((r - b.returns) ** 2).mean() + 0.5 * ((d - (b.next_obs - b.obs)) ** 2).mean()
+
+
+def test_context_meta_gradient_equals_explicit_loop():
+    net, model, params, target, lrs, adapter, support, query = _setup()
+    got = torch.autograd.grad(outer_losses(adapter, support, query, steps=K + 1, target=target).mean(),
+                              [*params.values(), lrs])
+    total = 0.0
+    for i in range(T):
+        c = params["context"]
+        for step in range(K + 1):  # one step past K reuses the last step size
+            (g,) = torch.autograd.grad(_model_loss(model, params, c, support.row(i)), [c], create_graph=True)
+            c = c - lrs[min(step, K - 1)] * g
+        q = query.row(i)
+        total = total + td_loss(net, {**params, "context": c}, q, target={**target, "context": c.detach()}) \
+            + 0.3 * _model_loss(model, params, c, q)
+    want = torch.autograd.grad(total / T, [*params.values(), lrs])
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-9, rtol=1e-6)
+
+
+def test_only_the_context_adapts_and_first_order_drops_second_derivatives():
+    _, _, params, target, lrs, adapter, support, query = _setup()
+    state = adapter.adapt(adapter.prior(), support.row(0), 2)
+    assert set(state) == {"context"} and not torch.allclose(state["context"], params["context"])
+    assert torch.equal(adapter.adapt(adapter.prior(), support.row(0), 0)["context"], params["context"])
+    first = _setup(first_order=True)[5]
+    g2 = torch.autograd.grad(outer_losses(adapter, support, query, steps=2, target=target).mean(), [lrs])[0]
+    g1 = torch.autograd.grad(outer_losses(first, support, query, steps=2, target=target).mean(),
+                             [first.step_sizes])[0]
+    assert not torch.allclose(g1, g2)  # the step sizes still learn first order, through c' itself
+
+
+def _tiny(**kw):
+    base = dict(algo="context", iterations=4, envs_per_task=2, query_batch=16, eval_every=2, eval_runs=1,
+                eval_episodes=1, checkpoint_every=2, net={"hidden": [16], "context": 4}, model_hidden=[8], seed=3)
+    return {**base, **kw}
+
+
+def test_context_run_resumes_bit_exactly_and_saves_its_model_and_step_sizes(tmp_path):
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 2, seed=0)
+    full = MAMLDQN(family, **_tiny(iterations=6)).meta_train(train, test_tasks=test, out_dir=tmp_path / "full",
+                                                             progress=False)
+    part = MAMLDQN(family, **_tiny(iterations=6))
+    part.meta_train(train, iterations=4, test_tasks=test, out_dir=tmp_path / "part", progress=False)
+    resumed = MAMLDQN.load(tmp_path / "part")
+    assert resumed.config.outer_steps == 8 and resumed.config.support_batch == 0  # the algorithm's defaults
+    resumed.meta_train(out_dir=tmp_path / "part", progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_per_s")} for r in rows]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "part")) == strip(read_metrics(tmp_path / "full"))
+    assert any(k.startswith("model.") for k in resumed.params)
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k])
+    assert torch.equal(full.inner_lrs["context"], resumed.inner_lrs["context"])
+    adapted = resumed.adapt(test[0], steps=3)
+    assert set(adapted) == {"context"} and adapted["context"].shape == (4,)
+
+
+def _encoder_setup():
+    torch.manual_seed(1)
+    net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D), (OBS,), A).double()
+    model, encoder = ModelHead((OBS,), A, D, (9,)), SetEncoder((OBS,), A, D, (7,))
+    params = {**init_params(net, 0), **model.init_params(1), **encoder.init_params(2)}
+    params = {k: v.double().requires_grad_() for k, v in params.items()}
+    adapter = EncoderAdapter("encoder", net, model, encoder, params, td=TDLoss(), support=SupportSpec(batch=0),
+                             obs_weight=0.5, model_weight=0.3)
+    return net, model, encoder, params, adapter
+
+
+def test_encoder_is_permutation_invariant_ignores_step_counts_and_its_meta_gradient_equals_a_loop():
+    net, model, encoder, params, adapter = _encoder_setup()
+    *_, support, query = _setup()
+    one = support.row(0)
+    perm = torch.randperm(B)
+    shuffled = Batch(*(x[perm] for x in one))
+    code = adapter.adapt(adapter.prior(), one, 0)["context"]
+    assert torch.allclose(code, adapter.adapt(adapter.prior(), shuffled, 3)["context"])
+    assert not torch.allclose(code, adapter.adapt(adapter.prior(), support.row(1), 0)["context"])
+    from metadqn.adaptation import adapt_batch
+    assert torch.allclose(adapt_batch(adapter, support, 0)["context"][0], code)  # k = 0 already reads the data
+    target = {k: v.detach() + 0.01 for k, v in params.items()}
+    got = torch.autograd.grad(outer_losses(adapter, support, query, steps=1, target=target).mean(),
+                              list(params.values()), allow_unused=True)
+    total = 0.0
+    for i in range(T):
+        c = encoder.encode(params, support.row(i))
+        q = query.row(i)
+        total = total + td_loss(net, {**params, "context": c}, q, target={**target, "context": c.detach()}) \
+            + 0.3 * _model_loss(model, params, c, q)
+    want = torch.autograd.grad(total / T, list(params.values()), allow_unused=True)
+    for name, a, b in zip(params, got, want):
+        if name == "context":  # c0 is unused: the encoder always reads the data
+            assert a is None and b is None
+        else:
+            assert torch.allclose(a, b, atol=1e-9, rtol=1e-6), name
