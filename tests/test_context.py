@@ -132,3 +132,32 @@ def test_encoder_is_permutation_invariant_ignores_step_counts_and_its_meta_gradi
             assert a is None and b is None
         else:
             assert torch.allclose(a, b, atol=1e-9, rtol=1e-6), name
+
+
+def test_online_adaptation_that_never_fires_in_the_episode_equals_frozen_adaptation():
+    from metadqn.adaptation import adaptation_curve, online_curve
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 3, seed=0)
+    learner = MAMLDQN(family, **_tiny(iterations=3, eval_every=0, checkpoint_every=0))
+    learner.meta_train(train, progress=False)
+    adapter, h = learner.adapter(), family.max_episode_steps
+    frozen = adaptation_curve(adapter, family, test, runs_per_task=2, episodes=1, steps=(5,), eval_episodes=1,
+                              seed=4)[5]
+    late, _ = online_curve(adapter, family, test, runs_per_task=2, episodes=1, steps=5, every=h, seed=4)
+    assert torch.equal(late, frozen)
+    live, ms = online_curve(adapter, family, test, runs_per_task=2, episodes=0, steps=5, every=1, seed=4)
+    assert live.shape == (3, 2) and ms > 0
+
+
+def test_multi_start_keeps_the_end_point_with_the_lowest_support_loss():
+    net, model, params, target, lrs, adapter, support, query = _setup()
+    params["context_starts"] = (torch.randn(3, D, dtype=torch.float64) * 2).requires_grad_()
+    one = support.row(1)
+    got = adapter.adapt(adapter.prior(), one, 2)["context"]
+    ends = [adapter._descend(c, one, 2) for c in [params["context"], *params["context_starts"]]]
+    losses = [float(_model_loss(model, params, c, one).detach()) for c in ends]
+    assert torch.allclose(got, ends[losses.index(min(losses))])
+    assert torch.equal(adapter.adapt(adapter.prior(), one, 0)["context"], params["context"])  # no data, no choice
+    grads = torch.autograd.grad(outer_losses(adapter, support, query, steps=2, target=target).mean(),
+                                [params["context_starts"]])
+    assert torch.isfinite(grads[0]).all()

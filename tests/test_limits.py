@@ -78,3 +78,24 @@ def test_limit_uses_the_data_random_exploration_methods_see():
     assert np.all(lim <= oracle[:, None] + 1e-9)
     cartpole = metadqn.make_family("cartpole-physics")
     assert limit_returns(cartpole, cartpole.sample_tasks(1), kind="frozen", runs_per_task=1, episodes=1) is None
+
+
+def test_online_limit_is_at_least_the_frozen_one_and_the_optimum_when_the_goal_is_known():
+    family = metadqn.make_family("gridnav", size=5)
+    tasks = family.sample_tasks(8, seed=3)
+    buf, _ = new_task_data(family, tasks, runs_per_task=1, episodes=1, adapter=None, seed=1)
+    for i, task in enumerate(tasks):
+        data = {k: getattr(buf, k)[i, :, 0].numpy() for k in ("obs", "action", "reward", "next_obs", "terminated")}
+        # in expectation over the posterior (every consistent goal as the truth), updating beliefs never loses
+        moved = [family.task(**{**task.params, "goal": list(g)}) for g in family.goal_posterior(task, data)]
+        online = np.mean([family.online_limit_return(t, data) for t in moved])
+        frozen = np.mean([family.frozen_limit_return(t, data) for t in moved])
+        assert online >= frozen - 1e-9
+    online = limit_returns(family, tasks, kind="online", runs_per_task=3, episodes=1, seed=1)
+    none = limit_returns(family, tasks, kind="online", runs_per_task=1, episodes=0, seed=1)  # no support at all
+    assert none.mean() < online.mean()
+    task = tasks[0]
+    known = {"next_obs": np.zeros((0, 2)), "reward": np.zeros(0), "terminated": np.zeros(0, dtype=bool)}
+    family.goal_posterior = lambda t, d: [tuple(t["goal"])]  # a singleton posterior
+    assert family.online_limit_return(task, known) == pytest.approx(family.oracle_return(task))
+    assert family.frozen_limit_return(task, known) == pytest.approx(family.oracle_return(task))

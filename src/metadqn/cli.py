@@ -181,7 +181,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = EvalConfig(seeds=args.seeds, budgets=_int_list(args.budgets, "--budgets"),
                         steps=_int_list(args.steps, "--steps"), eval_episodes=args.eval_episodes,
                         baselines=baselines, multitask_steps=args.multitask_steps, oracle_steps=args.oracle_steps,
-                        seed=args.seed)
+                        seed=args.seed, online=args.online,
+                        online_budgets=_int_list(args.online_budgets, "--online-budgets"),
+                        online_every=args.online_every)
     tasks = more_test_tasks(learner, args.n_test_tasks)
     compare: dict[str, MAMLDQN] = {}
     for other_run in (r.strip() for r in (args.compare or "").split(",") if r.strip()):
@@ -281,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="env steps of the multi-task DQN (default: as many as meta-training used)")
     p.add_argument("--oracle-steps", type=int, default=30_000,
                    help="per-task DQN env steps where the family knows no exact optimum")
+    p.add_argument("--online", action="store_true",
+                   help="also keep adapting during the evaluation episode (context methods; reported apart)")
+    p.add_argument("--online-budgets", default="0,1", help="support episodes before the online episode")
+    p.add_argument("--online-every", type=int, default=1, help="env steps between online re-adaptations")
     p.add_argument("--json", help="also write the results JSON here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .adaptation import adaptation_curve
+from .adaptation import adaptation_curve, online_curve
 from .adapters import Adapter
 from .baselines import finetune_adapter, oracle_returns, random_returns, train_multitask, tune
 from .config import to_dict
@@ -62,11 +62,17 @@ class EvalConfig:
     oracle_steps: int = 30_000             # per-task DQN env steps where no exact optimum is known
     oracle_eval_episodes: int = 10         # greedy episodes per per-task DQN
     random_episodes: int = 50              # episodes of the R_random estimate where not exact
+    online: bool = False                   # also adapt during the evaluation episode (context methods)
+    online_budgets: tuple[int, ...] = (0, 1)   # support episodes before online evaluation (0: none)
+    online_every: int = 1                  # env steps between online re-adaptations
     bootstrap_reps: int = 2000
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.budgets = tuple(int(b) for b in self.budgets)
+        self.online_budgets = tuple(int(b) for b in self.online_budgets)
+        if self.online and (not self.online_budgets or min(self.online_budgets) < 0 or self.online_every < 1):
+            raise ValueError("online evaluation needs online_budgets >= 0 and online_every >= 1")
         self.steps = tuple(sorted(set(int(k) for k in self.steps)))
         self.baselines = tuple(self.baselines)
         for name in ("seeds", "eval_episodes", "tune_tasks", "tune_runs", "tune_budget", "tune_eval_episodes",
@@ -154,6 +160,8 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
     methods, gains = evaluate_adapters(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device,
                                        progress=progress)
     limit = information_limit(family, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device)
+    online = evaluate_online(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device) \
+        if cfg.online else None
     if limit is not None:
         for entry in methods.values():
             entry["fraction_of_limit"] = {b: {k: c["mean"] / limit[b]["mean"] for k, c in cells.items()}
@@ -183,6 +191,7 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
         "budgets": list(cfg.budgets), "steps": list(cfg.steps), "eval_episodes": cfg.eval_episodes,
         "methods": methods, "env_steps_to_95pct_oracle": to95,
         "per_task_gain": {"budget": min(cfg.budgets), "methods": gains},
+        "online": online,
         "references": {"random_return_mean": float(rand.mean()), "oracle_return_mean": float(oracle.mean()),
                        "oracle_exact": all(family.oracle_return(t) is not None for t in tasks),
                        "limit": None if limit is None else {
@@ -206,6 +215,37 @@ def information_limit(family: TaskFamily, tasks: Sequence[Task], *, rand: np.nda
         if lim is None:
             return None
         out[str(budget)] = interval(normalized(lim, rand, oracle), cfg.bootstrap_reps, cfg.seed)
+    return out
+
+
+def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: Sequence[Task], *, rand: np.ndarray,
+                    oracle: np.ndarray, cfg: EvalConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Online adaptation of every adapter that supports it (kept apart from the frozen numbers):
+    per support budget, NR of one greedy episode that re-adapts every ``online_every`` env steps
+    on all data so far, the cost in ms per env step, and the online information limit."""
+    seed = derive_seed(cfg.seed, "evaluate")
+    out: dict[str, Any] = {"every": cfg.online_every, "budgets": list(cfg.online_budgets), "methods": {}}
+    for name, adapter in adapters.items():
+        if not adapter.online:
+            continue
+        entry: dict[str, Any] = {"steps": adapter.default_steps, "nr": {}, "ms_per_env_step": {},
+                                 "instances": len(tasks) * cfg.seeds}  # the cost is for all instances together
+        for budget in cfg.online_budgets:
+            ret, ms = online_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
+                                   steps=adapter.default_steps, every=cfg.online_every, seed=seed, device=device)
+            entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
+                                                cfg.seed)
+            entry["ms_per_env_step"][str(budget)] = ms
+        out["methods"][name] = entry
+    limits = {}
+    for budget in cfg.online_budgets:
+        lim = limit_returns(family, tasks, kind="online", runs_per_task=cfg.seeds, episodes=budget, seed=seed,
+                            device=device)
+        if lim is None:
+            limits = None
+            break
+        limits[str(budget)] = interval(normalized(lim, rand, oracle), cfg.bootstrap_reps, cfg.seed)
+    out["limit"] = limits
     return out
 
 
@@ -241,5 +281,5 @@ def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks
     return methods, gains
 
 
-__all__ = ["BASELINES", "EvalConfig", "evaluate", "evaluate_adapters", "information_limit", "interval", "normalized", "oracle_returns",
+__all__ = ["BASELINES", "EvalConfig", "evaluate", "evaluate_adapters", "evaluate_online", "information_limit", "interval", "normalized", "oracle_returns",
            "random_returns"]

@@ -158,6 +158,20 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
                   "|---|" + "---|" * len(ks)]
         for name, g in gains.items():
             lines.append(f"| {name} | " + " | ".join(_fmt(g[str(k)]) for k in ks) + " |")
+    online = result.get("online")
+    if online and online["methods"]:
+        budgets = online["budgets"]
+        lines += ["", f"## Online adaptation (re-adapting every {online['every']} env step(s) during the episode; "
+                  "not comparable with the frozen tables)", "",
+                  "| method | " + " | ".join(f"{b} support episode(s)" for b in budgets) + " | ms per env step |",
+                  "|---|" + "---|" * (len(budgets) + 1)]
+        for name, m in online["methods"].items():
+            cost = max(m["ms_per_env_step"].values())
+            lines.append(f"| {name} (k={m['steps']}) | " + " | ".join(_fmt(m["nr"][str(b)]) for b in budgets)
+                         + f" | {cost:.2f} |")
+        if online["limit"]:
+            lines.append("| information limit (online) | " + " | ".join(_fmt(online["limit"][str(b)]) for b in budgets)
+                         + " | |")
     tuned = {n: m["tuned"] for n, m in result["methods"].items() if "tuned" in m}
     if tuned:
         lines += ["", "Baselines' step size and exploration, tuned on training tasks: " + "; ".join(

@@ -52,6 +52,12 @@ class Adapter(ABC):
     net: nn.Module
     support: SupportSpec
     uses_steps: bool = True   # False: adapt() infers the state from the data, whatever the step count (k = 0 too)
+    online: bool = False      # True: cheap enough to re-adapt during an episode (metadqn evaluate --online)
+
+    @property
+    def default_steps(self) -> int:
+        """The adaptation steps the method was meta-trained with (online adaptation uses them)."""
+        return 0
 
     @abstractmethod
     def prior(self) -> State:

@@ -11,7 +11,10 @@ because models adapt more easily and more stably; Meta-SGD learns the step sizes
   per-dimension step sizes α ∈ R^{K×d} (steps past K reuse α_K);
   L_model = mean (r̂ − r)² + ``obs_weight`` · mean ‖Δŝ − (s′ − s)‖²;
 - outer loss: TD of Q(·; c′) on query data (target network with the same c′, no gradient)
-  + ``model_weight`` · L_model(c′; query), differentiated through the inner steps.
+  + ``model_weight`` · L_model(c′; query), differentiated through the inner steps;
+- multi-start (``context_starts`` M > 1): the inner loop also runs from M − 1 more learned
+  starting contexts and keeps the end point with the lowest support model loss (a MAP-like
+  choice among basins: gradient steps from one prior find one basin of a multimodal loss).
 
 Only d numbers move per task, so adaptation costs microseconds and cannot wreck the network;
 the data, not the step count, is what is scarce.
@@ -24,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import grad
+from torch.func import grad, vmap
 
 from ..nets import Params, q_values
 from ..replay import Batch
@@ -73,13 +76,16 @@ class ModelHead:
         """L_model of one instance's 1-step transitions (``batch.returns`` is the reward)."""
         reward, delta = self.predict(params, batch.obs, batch.action, context)
         true_delta = (batch.next_obs - batch.obs).reshape(delta.shape)
-        return F.mse_loss(reward, batch.returns) + obs_weight * F.mse_loss(delta, true_delta)
+        # written out: F.mse_loss mis-broadcasts under vmap when only the prediction is batched
+        return (reward - batch.returns).square().mean() + obs_weight * (delta - true_delta).square().mean()
 
 
 class ContextModelAdapter(Adapter):
     """The adapter of context MAML (see the module docstring). ``params`` holds the
     Q-network's parameters (``context`` = c₀) and the model head's (``model.*``);
     ``step_sizes`` is α ``[K, d]``."""
+
+    online = True
 
     def __init__(self, name: str, net: nn.Module, model: ModelHead, params: Params, *, step_sizes: torch.Tensor,
                  td: TDLoss, support: SupportSpec, obs_weight: float = 1.0, model_weight: float = 1.0,
@@ -88,18 +94,31 @@ class ContextModelAdapter(Adapter):
         self.step_sizes, self.td, self.support = step_sizes, td, support
         self.obs_weight, self.model_weight, self.first_order = obs_weight, model_weight, first_order
 
+    @property
+    def default_steps(self) -> int:
+        return int(self.step_sizes.shape[0])
+
     def prior(self) -> State:
         return {"context": self.params["context"]}
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
-        c = state["context"]
+        starts = self.params.get("context_starts")
+        if steps == 0 or starts is None:
+            return {"context": self._descend(state["context"], support, steps)}
+        ends = torch.cat((self._descend(state["context"], support, steps).unsqueeze(0),
+                          vmap(lambda c: self._descend(c, support, steps))(starts)))          # [M, d]
+        losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)  # [M]
+        pick = (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
+        return {"context": (pick.unsqueeze(-1) * ends).sum(0)}  # the gradient flows through the kept end
+
+    def _descend(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         step = grad(lambda ctx: self.model.loss(self.params, ctx, support, self.obs_weight))
         for i in range(steps):
             g = step(c)
             if self.first_order:
                 g = g.detach()
             c = c - self.step_sizes[min(i, self.step_sizes.shape[0] - 1)] * g
-        return {"context": c}
+        return c
 
     def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
         return q_values(self.net, {**self.params, "context": state["context"]}, obs)
@@ -120,6 +139,7 @@ class ContextModelAdapter(Adapter):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "kind": "context-model", "context_dim": int(self.params["context"].shape[0]),
                 "trained_steps": int(self.step_sizes.shape[0]), "obs_weight": self.obs_weight,
+                "starts": 1 + (int(self.params["context_starts"].shape[0]) if "context_starts" in self.params else 0),
                 "model_weight": self.model_weight, "first_order": self.first_order, "td": vars(self.td).copy(),
                 "step_size_mean": float(self.step_sizes.detach().mean())}
 

@@ -37,6 +37,10 @@ class GradientAdapter(Adapter):
         self.name, self.net, self.params = name, net, params
         self.inner, self.td, self.support, self.target = inner, td, support, target
 
+    @property
+    def default_steps(self) -> int:
+        return self.inner.steps
+
     def prior(self) -> State:
         return dict(self.params)
 

@@ -42,6 +42,7 @@ class MetaConfig:
     inner_steps: int = 1                   # gradient steps in the inner loop
     inner_params: str = "all"              # what MAML's inner loop adapts: all | context (CAVIA; needs net.context) | head
     first_order_context: bool = False      # context: ignore second derivatives through the context steps
+    context_starts: int = 1                # context: learned starting contexts; the end with the lowest support loss wins
     model_weight: float = 1.0              # context: weight of the query model loss in the outer loss
     model_obs_weight: float = 1.0          # context: weight of next-observation vs reward error in the model loss
     model_hidden: tuple[int, ...] = (64, 64)  # context, encoder: hidden widths of the model head m(s, a; c)
@@ -110,6 +111,8 @@ class MetaConfig:
         for name in ("model_weight", "model_obs_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)}")
+        if self.context_starts < 1:
+            raise ValueError(f"context_starts must be >= 1, got {self.context_starts}")
         self.model_hidden = tuple(int(h) for h in self.model_hidden)
         self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
         if self.algo == "reptile" and self.inner_params != "all":

@@ -95,6 +95,7 @@ class GridNavFamily(TaskFamily):
         if int(cue_steps) < 0:
             raise TaskError(f"{self.name}: cue_steps must be >= 0, got {cue_steps}")
         self.cue_steps = int(cue_steps)
+        self._online_values: dict[bytes, dict] = {}  # online_limit_return's memo, per wall layout
         self.options = {"size": self.size, "obstacles": self.obstacles, "start": start,
                         "reward": reward, "horizon": self.max_episode_steps}
         if self.cue_steps:
@@ -230,8 +231,13 @@ class GridNavFamily(TaskFamily):
                     groups.setdefault(round(reward(g, cell), 9), []).append(g)
             return {k: tuple(v) for k, v in groups.items()}
 
-        @lru_cache(maxsize=None)
+        # the value of a belief depends on the task only through its walls: shared across calls
+        memo = self._online_values.setdefault(walls.tobytes(), {})
+
         def value(t: int, cell: int, belief: tuple) -> tuple[float, int]:
+            key = (t, cell, belief)
+            if key in memo:
+                return memo[key]
             if t == self.max_episode_steps or not belief:
                 return 0.0, 0
             best = (-np.inf, 0)
@@ -240,7 +246,8 @@ class GridNavFamily(TaskFamily):
                 v = sum(reward(g, nc) for g in belief) / len(belief)
                 v += sum(len(b) / len(belief) * value(t + 1, nc, b)[0] for b in outcomes(belief, nc).values())
                 best = max(best, (v, -a))
-            return best[0], -best[1]
+            memo[key] = (best[0], -best[1])
+            return memo[key]
 
         true, cell, belief, total = tuple(task["goal"]), start[0] * n + start[1], tuple(goals), 0.0
         for t in range(self.max_episode_steps):
