@@ -286,3 +286,18 @@ def test_query_replay_keeps_earlier_iterations_data():
     fresh = MAMLDQN(family, **_tiny(iterations=3, eval_every=0))
     fresh.meta_train(train, progress=False)
     assert fresh._query_buf.steps == family.max_episode_steps  # without replay: this iteration's only
+
+
+def test_safeguard_keeps_the_adapted_parameters_only_where_the_support_loss_fell():
+    net, params, target, support, _ = _setup()
+    plain = adapt_tasks(net, params, support, InnerLoop(lr=4.0, steps=3), target=target)  # overshoots on most tasks
+    guarded = adapt_tasks(net, params, support, InnerLoop(lr=4.0, steps=3, safeguard=True), target=target)
+    kept = 0
+    for i in range(T):
+        before = td_loss(net, params, support.row(i), target=target)
+        after = td_loss(net, {k: v[i] for k, v in plain.items()}, support.row(i), target=target)
+        want = plain if after < before else {k: v.unsqueeze(0).expand(T, *v.shape) for k, v in params.items()}
+        kept += int(after < before)
+        for k in params:
+            assert torch.allclose(guarded[k][i], want[k][i])
+    assert 0 < kept < T  # both branches exercised

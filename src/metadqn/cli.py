@@ -183,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         baselines=baselines, multitask_steps=args.multitask_steps, oracle_steps=args.oracle_steps,
                         seed=args.seed, online=args.online,
                         online_budgets=_int_list(args.online_budgets, "--online-budgets"),
-                        online_every=args.online_every)
+                        online_every=args.online_every, safeguard=args.safeguard)
     tasks = more_test_tasks(learner, args.n_test_tasks)
     compare: dict[str, MAMLDQN] = {}
     for other_run in (r.strip() for r in (args.compare or "").split(",") if r.strip()):
@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also keep adapting during the evaluation episode (context methods; reported apart)")
     p.add_argument("--online-budgets", default="0,1", help="support episodes before the online episode")
     p.add_argument("--online-every", type=int, default=1, help="env steps between online re-adaptations")
+    p.add_argument("--safeguard", action="store_true",
+                   help="gradient methods keep adapted parameters only where their support loss fell")
     p.add_argument("--json", help="also write the results JSON here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)

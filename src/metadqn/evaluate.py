@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .adaptation import adaptation_curve, online_curve
-from .adapters import Adapter
+from .adapters import Adapter, GradientAdapter
 from .baselines import finetune_adapter, oracle_returns, random_returns, train_multitask, tune
 from .config import to_dict
 from .learner import MAMLDQN
@@ -65,6 +65,7 @@ class EvalConfig:
     online: bool = False                   # also adapt during the evaluation episode (context methods)
     online_budgets: tuple[int, ...] = (0, 1)   # support episodes before online evaluation (0: none)
     online_every: int = 1                  # env steps between online re-adaptations
+    safeguard: bool = False                # gradient adapters keep θ' only where their support loss fell
     bootstrap_reps: int = 2000
     seed: int = 0
 
@@ -157,6 +158,8 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
                                                      batch=mcfg.support_batch),
             tune_on, lrs=cfg.lr_grid, epsilons=(1.0,), **tune_kw)
 
+    if cfg.safeguard:
+        adapters = {name: with_safeguard(a) for name, a in adapters.items()}
     methods, gains = evaluate_adapters(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device,
                                        progress=progress)
     limit = information_limit(family, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device)
@@ -202,6 +205,15 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
                                               "config": to_dict(o.config)} for name, o in (compare or {}).items()}},
         "config": to_dict(cfg),
     }
+
+
+def with_safeguard(adapter: Adapter) -> Adapter:
+    """``adapter`` keeping its adapted parameters only where the support loss fell
+    (gradient adapters; others are returned as they are)."""
+    if not isinstance(adapter, GradientAdapter):
+        return adapter
+    return GradientAdapter(adapter.name, adapter.net, adapter.params, inner=replace(adapter.inner, safeguard=True),
+                           td=adapter.td, support=adapter.support, target=adapter.target)
 
 
 def information_limit(family: TaskFamily, tasks: Sequence[Task], *, rand: np.ndarray, oracle: np.ndarray,

@@ -67,7 +67,7 @@ class GradientAdapter(Adapter):
         return {**super().describe(), "kind": "gradient",
                 "inner_lr": lr if isinstance(lr, (int, float)) else "learned per element",
                 "adapted_parameters": "all" if self.inner.keys is None else list(self.inner.keys),
-                "first_order": self.inner.first_order, "td": vars(self.td).copy(),
+                "first_order": self.inner.first_order, "safeguard": self.inner.safeguard, "td": vars(self.td).copy(),
                 "inner_target": "adapted" if self.target is None else "meta"}
 
 

@@ -43,7 +43,7 @@ from ..nets import Params
 from ..replay import TaskReplay
 from ..rollout import collect
 from ..tasks import BatchedEnv
-from ..td import TDLoss, td_loss
+from ..td import TDLoss
 from .config import MetaConfig
 from .maml import InnerLoop
 from .reptile import reptile_direction
@@ -93,22 +93,18 @@ def make_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int
     :class:`EncoderAdapter` for ``algo="encoder"`` (model head and encoder), else a
     :class:`GradientAdapter`."""
     outer_n = horizon_n_step(cfg.n_step, horizon)
-    if cfg.algo == "encoder":
-        if model is None or encoder is None:
-            raise ValueError("the encoder algorithm needs its model head and set encoder")
-        return EncoderAdapter(
-            cfg.algo, net, model, encoder, state.params,
-            td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
-            support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1, gamma=cfg.gamma),
-            obs_weight=cfg.model_obs_weight, model_weight=cfg.model_weight)
-    if cfg.algo == "context":
+    if cfg.algo in ("context", "encoder"):  # a model loss on 1-step transitions, TD outside
+        shared = dict(td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
+                      support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1, gamma=cfg.gamma),
+                      obs_weight=cfg.model_obs_weight, model_weight=cfg.model_weight)
+        if cfg.algo == "encoder":
+            if model is None or encoder is None:
+                raise ValueError("the encoder algorithm needs its model head and set encoder")
+            return EncoderAdapter(cfg.algo, net, model, encoder, state.params, **shared)
         if model is None or state.inner_lrs is None:
             raise ValueError("the context algorithm needs its model head and learned step sizes")
-        return ContextModelAdapter(
-            cfg.algo, net, model, state.params, step_sizes=state.inner_lrs["context"],
-            td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
-            support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1, gamma=cfg.gamma),
-            obs_weight=cfg.model_obs_weight, model_weight=cfg.model_weight, first_order=cfg.first_order)
+        return ContextModelAdapter(cfg.algo, net, model, state.params, step_sizes=state.inner_lrs["context"],
+                                   first_order=cfg.first_order, **shared)
     inner_n = outer_n if cfg.inner_n_step == -1 else horizon_n_step(cfg.inner_n_step, horizon)
     lr: float | Params = state.inner_lrs if state.inner_lrs is not None else cfg.inner_lr
     return GradientAdapter(
@@ -152,8 +148,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
         state.optimizer.zero_grad(set_to_none=True)
         if cfg.algo == "reptile":
             with torch.no_grad():
-                per_instance = vmap(lambda p, q: td_loss(net, p, q, target=outer_target, double=cfg.double,
-                                                         loss=cfg.loss))(adapted, query)
+                per_instance = vmap(lambda p, q: adapter.outer_loss(p, q, target=outer_target))(adapted, query)
             weights = instance_weights(per_instance, cfg, n_tasks, user_weights)
             for k, d in reptile_direction(state.params, adapted, weights).items():
                 state.params[k].grad = d

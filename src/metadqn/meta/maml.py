@@ -27,12 +27,14 @@ StepSize = float | Mapping[str, torch.Tensor]  # a scalar, or per-element step s
 @dataclass(frozen=True)
 class InnerLoop:
     """How the inner loop adapts: step size α (scalar or Meta-SGD per-element tensors),
-    number of steps, which parameters move (None: all), and first- or second-order."""
+    number of steps, which parameters move (None: all), first- or second-order, and the
+    safeguard (keep θ' only where the support loss fell; else θ)."""
 
     lr: StepSize
     steps: int = 1
     keys: tuple[str, ...] | None = None
     first_order: bool = False
+    safeguard: bool = False
 
     def with_steps(self, steps: int) -> "InnerLoop":
         return replace(self, steps=steps)
@@ -46,11 +48,15 @@ def gradient_steps(loss_fn: Callable[[Params, Batch], torch.Tensor], params: Par
     fixed = {k: v for k, v in params.items() if k not in keys}
     fast = {k: params[k] for k in keys}
     step = grad(lambda f: loss_fn({**fixed, **f}, batch))
+    start = fast
     for _ in range(inner.steps):
         grads = step(fast)
         if inner.first_order:
             grads = {k: g.detach() for k, g in grads.items()}
         fast = {k: fast[k] - _lr(inner.lr, k) * grads[k] for k in fast}
+    if inner.safeguard and inner.steps:
+        fell = loss_fn({**fixed, **fast}, batch) < loss_fn({**fixed, **start}, batch)
+        fast = {k: torch.where(fell, fast[k], start[k]) for k in fast}
     return {**fixed, **fast}
 
 
