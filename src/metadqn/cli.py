@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from .checkpoint import CheckpointError
 from .config import ConfigError, apply_overrides, from_dict, load_json
 from .meta.config import ALGOS
+from .runlog import TrainingInterrupted
 from .tasks import MissingExtra, TaskError, list_families, make_family
 
 USER_ERRORS = (TaskError, ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, ValueError)
@@ -183,7 +184,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         baselines=baselines, multitask_steps=args.multitask_steps, oracle_steps=args.oracle_steps,
                         seed=args.seed, online=args.online,
                         online_budgets=_int_list(args.online_budgets, "--online-budgets"),
-                        online_every=args.online_every, safeguard=args.safeguard)
+                        online_every=args.online_every, safeguard=args.safeguard,
+                        baseline_batch=args.baseline_batch)
     tasks = more_test_tasks(learner, args.n_test_tasks)
     compare: dict[str, MAMLDQN] = {}
     for other_run in (r.strip() for r in (args.compare or "").split(",") if r.strip()):
@@ -287,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also keep adapting during the evaluation episode (context methods; reported apart)")
     p.add_argument("--online-budgets", default="0,1", help="support episodes before the online episode")
     p.add_argument("--online-every", type=int, default=1, help="env steps between online re-adaptations")
+    p.add_argument("--baseline-batch", type=int, default=0,
+                   help="transitions per support episode in the baselines' TD steps (0: every transition once)")
     p.add_argument("--safeguard", action="store_true",
                    help="gradient methods keep adapted parameters only where their support loss fell")
     p.add_argument("--json", help="also write the results JSON here")
@@ -318,6 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"metadqn {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        where = f"; checkpoint saved: continue with `metadqn train --out {stop.checkpoint.parent} --resume`" \
+            if stop.checkpoint is not None else ""
+        print(f"metadqn {args.command}: interrupted at iteration {stop.iteration}{where}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"metadqn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -54,6 +54,7 @@ class EvalConfig:
     tune_runs: int = 2                     # adaptations per tuning task
     tune_budget: int = 1                   # new-task episodes while tuning
     tune_eval_episodes: int = 3            # greedy episodes per tuned policy
+    baseline_batch: int = 0                # transitions per support episode in the baselines' TD steps (0: all, once)
     multitask_steps: int | None = None     # env steps of the multi-task DQN (None: as meta-training)
     multitask_envs: int = 8                # envs per task of the multi-task DQN (at least the learner's)
     multitask_batch: int = 32              # its minibatch per update
@@ -76,6 +77,8 @@ class EvalConfig:
             raise ValueError("online evaluation needs online_budgets >= 0 and online_every >= 1")
         self.steps = tuple(sorted(set(int(k) for k in self.steps)))
         self.baselines = tuple(self.baselines)
+        if self.baseline_batch < 0:
+            raise ValueError(f"baseline_batch must be >= 0, got {self.baseline_batch}")
         for name in ("seeds", "eval_episodes", "tune_tasks", "tune_runs", "tune_budget", "tune_eval_episodes",
                      "multitask_envs", "multitask_batch", "multitask_target_update", "multitask_buffer_per_env",
                      "oracle_steps", "oracle_eval_episodes", "random_episodes", "bootstrap_reps"):
@@ -148,14 +151,14 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
                              progress=progress)
         adapters["multitask"], tuned["multitask"] = tune(
             family, lambda lr, eps: finetune_adapter("multitask", plain, mt, lr=lr, epsilon=eps, td=td,
-                                                     batch=mcfg.support_batch),
+                                                     batch=cfg.baseline_batch),
             tune_on, lrs=cfg.lr_grid, epsilons=cfg.eps_grid, **tune_kw)
         tuned["multitask"]["env_steps"] = steps
     if "scratch" in cfg.baselines:
         fresh = {k: v.to(device) for k, v in init_params(plain, derive_seed(cfg.seed, "scratch")).items()}
         adapters["scratch"], tuned["scratch"] = tune(
             family, lambda lr, eps: finetune_adapter("scratch", plain, fresh, lr=lr, epsilon=eps, td=td,
-                                                     batch=mcfg.support_batch),
+                                                     batch=cfg.baseline_batch),
             tune_on, lrs=cfg.lr_grid, epsilons=(1.0,), **tune_kw)
 
     if cfg.safeguard:

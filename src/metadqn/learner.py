@@ -23,7 +23,7 @@ from .meta.weighting import validate_weights
 from .nets import Params, build_qnet, init_params
 from .progress import ProgressBar
 from .replay import TaskReplay
-from .runlog import open_metrics
+from .runlog import GracefulStop, TrainingInterrupted, open_metrics
 from .seeding import derive_seed
 from .stats import normalized
 from .tasks import Task, TaskFamily, make_family
@@ -122,7 +122,9 @@ class MAMLDQN:
         continuing from :attr:`iteration` after :meth:`load`). Without ``train_tasks`` the
         learner's own (after :meth:`load`) or the config's :meth:`split` are used. With
         ``out_dir``: metrics in ``metrics.jsonl`` and TensorBoard, checkpoints in
-        ``checkpoint.safetensors`` (run directories: :mod:`metadqn.runs`)."""
+        ``checkpoint.safetensors`` (run directories: :mod:`metadqn.runs`). SIGINT or SIGTERM
+        finishes the current iteration, saves a checkpoint and raises
+        :class:`~metadqn.runlog.TrainingInterrupted`; a second signal stops at once."""
         cfg = self.config
         if train_tasks is None and not self.train_tasks:
             train_tasks, split_test = self.split()
@@ -156,7 +158,8 @@ class MAMLDQN:
         t0, start_iter = time.perf_counter(), self.iteration
         shown: dict[str, float] = {}
         try:
-            with ProgressBar(f"meta-train {cfg.algo}", total - self.iteration, enabled=progress) as bar:
+            with GracefulStop() as stop, \
+                    ProgressBar(f"meta-train {cfg.algo}", total - self.iteration, enabled=progress) as bar:
                 while self.iteration < total:
                     row = meta_iteration(self.state, net=self.net, env=env, buffers=buffers, cfg=cfg, model=self.model,
                                          encoder=self.encoder)
@@ -179,6 +182,12 @@ class MAMLDQN:
                             self.save(Path(out_dir) / "checkpoint.safetensors")
                     bar.update(1, env_steps=steps_per_iter,
                                **{"updates/s": row["meta_updates_per_s"], "loss": row["query_loss"]}, **shown)
+                    if stop.requested and self.iteration < total:  # SIGINT/SIGTERM: save, then stop
+                        checkpoint = None
+                        if out_dir is not None:
+                            checkpoint = Path(out_dir) / "checkpoint.safetensors"
+                            self.save(checkpoint)
+                        raise TrainingInterrupted(self.iteration, checkpoint)
         finally:
             if logger:
                 logger.close()

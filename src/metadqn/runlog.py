@@ -4,9 +4,48 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Mapping
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint it can resume from."""
+
+    def __init__(self, iteration: int, checkpoint: Path | None) -> None:
+        super().__init__(iteration, checkpoint)
+        self.iteration, self.checkpoint = iteration, checkpoint
+
+
+class GracefulStop:
+    """``with GracefulStop() as stop:`` — the first SIGINT or SIGTERM only sets
+    ``stop.requested`` (the loop finishes its iteration, saves and stops); a second one acts
+    as usual (Ctrl-C raises KeyboardInterrupt at once). Outside the main thread it does
+    nothing (signals can only be caught there)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "GracefulStop":
+        if threading.current_thread() is threading.main_thread():
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        for sig, old in self._old.items():  # the next signal acts at once
+            signal.signal(sig, old)
+        print(f"metadqn: {signal.Signals(signum).name} received: finishing this iteration and saving "
+              "(send it again to stop at once)", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class RunLogger:
@@ -72,4 +111,4 @@ def open_metrics(out_dir: str | Path, resume_step: int) -> RunLogger:
     return RunLogger(out_dir, append=resumed)
 
 
-__all__ = ["RunLogger", "open_metrics", "read_metrics"]
+__all__ = ["GracefulStop", "RunLogger", "TrainingInterrupted", "open_metrics", "read_metrics"]
