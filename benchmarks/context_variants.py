@@ -36,6 +36,7 @@ VARIANTS: dict[str, dict] = {
     "one_update": {"outer_steps": 1},
     "encoder": {"algo": "encoder"},
     "encoder_it600": {"algo": "encoder", "iterations": 600},
+    "encoder_refine5_it600": {"algo": "encoder", "inner_steps": 5, "iterations": 600},
 }
 
 

@@ -161,3 +161,20 @@ def test_multi_start_keeps_the_end_point_with_the_lowest_support_loss():
     grads = torch.autograd.grad(outer_losses(adapter, support, query, steps=2, target=target).mean(),
                                 [params["context_starts"]])
     assert torch.isfinite(grads[0]).all()
+
+
+def test_encoder_refinement_steps_start_from_the_code_at_every_k():
+    net, model, encoder, params, _ = _encoder_setup()
+    lrs = torch.full((2, D), 0.3, dtype=torch.float64)
+    adapter = EncoderAdapter("encoder", net, model, encoder, params, td=TDLoss(), support=SupportSpec(batch=0),
+                             step_sizes=lrs, obs_weight=0.5)
+    *_, support, _ = _setup()
+    one = support.row(2)
+    c = encoder.encode(params, one)
+    for _ in range(3):  # the third step reuses the last learned step size
+        (g,) = torch.autograd.grad(_model_loss(model, params, c, one), [c])
+        c = c - 0.3 * g
+    assert torch.allclose(adapter.adapt(adapter.prior(), one, 3)["context"], c)
+    assert torch.allclose(adapter.adapt(adapter.prior(), one, 0)["context"], encoder.encode(params, one))
+    from metadqn.adaptation import adapt_batch
+    assert torch.allclose(adapt_batch(adapter, support, 3)["context"][2], c)

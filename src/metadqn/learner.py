@@ -56,8 +56,9 @@ class MAMLDQN:
         if cfg.algo in ("context", "encoder"):  # a model head m(s, a; c)
             self.model = ModelHead(obs_shape, n_actions, cfg.net.context, cfg.model_hidden)
             params.update(self.model.init_params(derive_seed(cfg.seed, "model-head")))
-        if cfg.algo == "context":  # learned step sizes α [K, d] (and more learned starting contexts)
+        if cfg.algo in ("context", "encoder") and cfg.inner_steps:  # learned step sizes α [K, d]
             inner_lrs = {"context": torch.full((cfg.inner_steps, cfg.net.context), cfg.inner_lr)}
+        if cfg.algo == "context":  # more learned starting contexts
             if cfg.context_starts > 1:
                 gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "context-starts"))
                 params["context_starts"] = torch.randn(cfg.context_starts - 1, cfg.net.context, generator=gen)

@@ -64,27 +64,37 @@ class SetEncoder:
 
 
 class EncoderAdapter(ContextModelAdapter):
-    """Adapts by inference: the state after any number of steps is the code of the support."""
+    """Adapts by inference: c = encoder(support), then (with ``step_sizes`` ``[K, d]``, K > 0)
+    k context steps on the support model loss refine it, as in context MAML — an amortised
+    first guess that gradient steps correct. With K = 0 the step count is ignored."""
 
     uses_steps = False
 
     def __init__(self, name: str, net: nn.Module, model: ModelHead, encoder: SetEncoder, params: Params, *,
-                 td: TDLoss, support: SupportSpec, obs_weight: float = 1.0, model_weight: float = 1.0) -> None:
-        super().__init__(name, net, model, params, step_sizes=torch.zeros(0), td=td, support=support,
-                         obs_weight=obs_weight, model_weight=model_weight)
+                 td: TDLoss, support: SupportSpec, step_sizes: torch.Tensor | None = None, obs_weight: float = 1.0,
+                 model_weight: float = 1.0, first_order: bool = False) -> None:
+        super().__init__(name, net, model, params, step_sizes=torch.zeros(0) if step_sizes is None else step_sizes,
+                         td=td, support=support, obs_weight=obs_weight, model_weight=model_weight,
+                         first_order=first_order)
         self.encoder = encoder
 
+    @property
+    def default_steps(self) -> int:
+        return int(self.step_sizes.shape[0])
+
     def adapt(self, state: State, support: Batch, steps: int) -> State:
-        return {"context": self.encoder.encode(self.params, support)}
+        code = self.encoder.encode(self.params, support)
+        return {"context": self._descend(code, support, steps if self.default_steps else 0)}
 
     def detached(self) -> "EncoderAdapter":
         return EncoderAdapter(self.name, self.net, self.model, self.encoder,
                               {k: v.detach() for k, v in self.params.items()}, td=self.td, support=self.support,
-                              obs_weight=self.obs_weight, model_weight=self.model_weight)
+                              step_sizes=self.step_sizes.detach(), obs_weight=self.obs_weight,
+                              model_weight=self.model_weight, first_order=self.first_order)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "kind": "encoder", "trained_steps": 0, "step_size_mean": None,
-                "pooling": "mean+max"}
+        return {**super().describe(), "kind": "encoder", "pooling": "mean+max",
+                "step_size_mean": float(self.step_sizes.detach().mean()) if self.default_steps else None}
 
 
 __all__ = ["EncoderAdapter", "SetEncoder"]

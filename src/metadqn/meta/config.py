@@ -19,7 +19,7 @@ ALGOS = ("maml", "fomaml", "reptile", "metasgd", "context", "encoder")
 # per batch of episodes, on every support transition (benchmarks/RESULTS.md has the runs).
 ALGO_DEFAULTS: dict[str, dict[str, object]] = {
     "context": {"inner_steps": 5, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
-    "encoder": {"outer_steps": 8, "support_batch": 0},
+    "encoder": {"inner_steps": 0, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
 }
 TARGETS = ("adapted", "meta")
 INNER_PARAMS = ("all", "context", "head")
@@ -39,9 +39,9 @@ class MetaConfig:
     support_episodes: int = 1              # new-task data per adaptation (episodes)
     query_episodes: int = 1                # post-adaptation data per instance for the outer loss
     inner_lr: float = 0.5                  # α (Meta-SGD, context: initial value of every learned α)
-    inner_steps: int = 1                   # gradient steps in the inner loop
+    inner_steps: int = 1                   # adaptation steps in the inner loop (encoder: context steps refining the code)
     inner_params: str = "all"              # what MAML's inner loop adapts: all | context (CAVIA; needs net.context) | head
-    first_order_context: bool = False      # context: ignore second derivatives through the context steps
+    first_order_context: bool = False      # context, encoder: ignore second derivatives through the context steps
     context_starts: int = 1                # context: learned starting contexts; the end with the lowest support loss wins
     model_weight: float = 1.0              # context: weight of the query model loss in the outer loss
     model_obs_weight: float = 1.0          # context: weight of next-observation vs reward error in the model loss
@@ -75,7 +75,9 @@ class MetaConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
-        for name in ("iterations", "envs_per_task", "support_episodes", "query_episodes", "inner_steps",
+        if self.inner_steps < (0 if self.algo == "encoder" else 1):
+            raise ValueError(f"inner_steps must be >= 1 (encoder: >= 0), got {self.inner_steps}")
+        for name in ("iterations", "envs_per_task", "support_episodes", "query_episodes",
                      "query_batch", "target_update", "eval_runs", "eval_episodes", "outer_steps",
                      "n_train_tasks"):
             if getattr(self, name) < 1:
@@ -136,7 +138,7 @@ class MetaConfig:
     @property
     def first_order(self) -> bool:
         """Whether the meta-gradient ignores the inner loop's second derivatives."""
-        return self.algo in ("fomaml", "reptile") or (self.algo == "context" and self.first_order_context)
+        return self.algo in ("fomaml", "reptile") or (self.algo in ("context", "encoder") and self.first_order_context)
 
 
 __all__ = ["ALGOS", "ALGO_DEFAULTS", "INNER_PARAMS", "MetaConfig", "TARGETS"]

@@ -100,7 +100,9 @@ def make_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int
         if cfg.algo == "encoder":
             if model is None or encoder is None:
                 raise ValueError("the encoder algorithm needs its model head and set encoder")
-            return EncoderAdapter(cfg.algo, net, model, encoder, state.params, **shared)
+            steps = None if state.inner_lrs is None else state.inner_lrs["context"]
+            return EncoderAdapter(cfg.algo, net, model, encoder, state.params, step_sizes=steps,
+                                  first_order=cfg.first_order, **shared)
         if model is None or state.inner_lrs is None:
             raise ValueError("the context algorithm needs its model head and learned step sizes")
         return ContextModelAdapter(cfg.algo, net, model, state.params, step_sizes=state.inner_lrs["context"],
