@@ -1,7 +1,6 @@
 """Context MAML on a model loss: its meta-gradient against an explicit loop, what adapts and
 what does not, the learned step sizes past the trained K, resume, and a short learning run."""
 
-import pytest
 import torch
 
 import metadqn

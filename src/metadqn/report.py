@@ -176,9 +176,9 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
     if tuned:
         lines += ["", "Baselines' step size and exploration, tuned on training tasks: " + "; ".join(
             f"{n}: lr={t['lr']:g}, epsilon={t['epsilon']:g}" for n, t in tuned.items()) + "."]
-    lines += ["", "## Plots", "", f"![NR vs adaptation steps](nr_vs_steps.png)", "",
-              f"![NR vs new-task episodes](nr_vs_budget.png)", "",
-              f"![per-task adaptation](adaptation_hist.png)", ""]
+    lines += ["", "## Plots", "", "![NR vs adaptation steps](nr_vs_steps.png)", "",
+              "![NR vs new-task episodes](nr_vs_budget.png)", "",
+              "![per-task adaptation](adaptation_hist.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

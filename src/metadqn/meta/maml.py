@@ -11,7 +11,7 @@ Meta-SGD is the same loop with α a dict of per-element step sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import torch
 from torch import nn

@@ -1,0 +1,50 @@
+"""Grid geometry shared by gridnav and its information limit: moves, shortest-path
+distances around walls, reproducible obstacle layouts."""
+
+from __future__ import annotations
+
+from collections import deque
+from functools import lru_cache
+
+import numpy as np
+
+from .base import TaskError
+
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # up, down, left, right as (row, col)
+
+
+@lru_cache(maxsize=4096)
+def obstacle_layout(size: int, n_obstacles: int, layout: int, keep_free: tuple[int, ...]) -> np.ndarray:
+    """A reproducible obstacle map ``[size, size]`` (bool) whose free cells are all connected.
+
+    ``keep_free`` lists flat cell indices that must stay free (the start).
+    """
+    if n_obstacles == 0:
+        return np.zeros((size, size), dtype=bool)
+    rng = np.random.default_rng(layout)
+    candidates = np.setdiff1d(np.arange(size * size), np.asarray(keep_free, dtype=int))
+    for _ in range(1000):
+        walls = np.zeros(size * size, dtype=bool)
+        walls[rng.choice(candidates, size=n_obstacles, replace=False)] = True
+        walls = walls.reshape(size, size)
+        free = np.argwhere(~walls)
+        if (bfs_distance(walls, tuple(free[0])) < np.inf).sum() == len(free):
+            return walls
+    raise TaskError(f"could not place {n_obstacles} obstacles on a {size}x{size} grid "
+                    "keeping free cells connected; use fewer obstacles")
+
+
+def bfs_distance(walls: np.ndarray, source: tuple[int, int]) -> np.ndarray:
+    """Shortest-path distance (in moves) from ``source`` to every cell; inf for walls/unreachable."""
+    size = walls.shape[0]
+    dist = np.full(walls.shape, np.inf)
+    dist[source] = 0
+    queue = deque([source])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in MOVES:
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < size and 0 <= nc < size and not walls[nr, nc] and dist[nr, nc] == np.inf:
+                dist[nr, nc] = dist[r, c] + 1
+                queue.append((nr, nc))
+    return dist

@@ -1,0 +1,173 @@
+"""gridnav's information limit: the best any policy could do on a task given the support
+data, computed exactly (see :mod:`metadqn.limits`).
+
+The goal posterior is exact because rewards and terminations are deterministic given the
+goal. The best frozen policy is the best open-loop path (the environment is deterministic and
+the policy sees only its position), by dynamic programming over (cell, posterior goals
+already reached); the online limit is the Bayes-adaptive policy, by dynamic programming over
+(step, cell, belief). Both are checked against brute force in ``tests/test_limits.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .base import Task
+from .grid import MOVES, bfs_distance
+
+
+class GridNavLimits:
+    """Mixed into :class:`~metadqn.tasks.gridnav.GridNavFamily` (uses its size, walls, start,
+    reward and horizon)."""
+
+    size: int
+    reward: str
+    cue_steps: int
+    max_episode_steps: int
+    _online_values: dict[bytes, dict[Any, Any]]
+
+    MAX_LIMIT_GOALS = 12  # posterior sizes above this make the exact plan too costly (2^G masks)
+
+    def goal_posterior(self, task: Task, data: Mapping[str, np.ndarray]) -> list[tuple[int, int]]:
+        """The goals consistent with ``data`` (rewards and terminations are deterministic given
+        the goal), under the prior: uniform over the free cells of the goal range except the
+        start. The layout is known (the agent sees the walls)."""
+        walls, n = self.walls(task), self.size
+        goal = self.param("goal")
+        cells = [(r, c) for r in range(int(goal.low), int(goal.high) + 1) for c in range(int(goal.low), int(goal.high) + 1)
+                 if not walls[r, c] and (r, c) != self.start_cell()]
+        nxt = np.rint(np.asarray(data["next_obs"])[:, :2] * (n - 1)).astype(int)
+        reward = np.asarray(data["reward"], dtype=float)
+        term = np.asarray(data["terminated"], dtype=bool)
+        out = []
+        for g in cells:
+            at = (nxt[:, 0] == g[0]) & (nxt[:, 1] == g[1])
+            expect = at.astype(float) if self.reward == "sparse" else -bfs_distance(walls, g)[nxt[:, 0], nxt[:, 1]] / n
+            if np.all(np.abs(expect - reward) < 1e-4) and np.array_equal(at, term):
+                out.append(g)
+        return out
+
+    def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """Exact for a fixed start and no goal cue: the best frozen policy is the best
+        open-loop path (the environment is deterministic and the policy sees only its
+        position), planned by dynamic programming over (cell, set of posterior goals already
+        reached) for the expected return under the posterior, and scored on the true goal.
+        None where the posterior holds more than ``MAX_LIMIT_GOALS`` goals."""
+        task = self.validate_task(task)
+        start = self.start_cell()
+        if start is None or self.cue_steps:
+            return None
+        goals = self.goal_posterior(task, data)
+        if not 1 <= len(goals) <= self.MAX_LIMIT_GOALS:
+            return None
+        return self._path_return(task, tuple(task["goal"]), self._best_path(task, goals))
+
+    def online_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """Exact for a fixed start and no goal cue: the Bayes-adaptive policy over beliefs (sets
+        of goals consistent with everything seen so far, support and episode), by dynamic
+        programming over (step, cell, belief), scored on the true goal."""
+        task = self.validate_task(task)
+        start = self.start_cell()
+        if start is None or self.cue_steps:
+            return None
+        goals = self.goal_posterior(task, data)
+        n, walls = self.size, self.walls(task)
+        nxt = self._successors(walls)
+        dist = {g: bfs_distance(walls, g).reshape(-1) for g in goals}
+        flat = {g: g[0] * n + g[1] for g in goals}
+        sparse = self.reward == "sparse"
+
+        def reward(g: tuple[int, int], cell: int) -> float:
+            return float(cell == flat[g]) if sparse else -float(dist[g][cell]) / n
+
+        def outcomes(belief: tuple, cell: int) -> dict:
+            """Goals still possible after arriving at ``cell``, grouped by what is observed."""
+            groups: dict = {}
+            for g in belief:
+                if cell != flat[g]:
+                    groups.setdefault(round(reward(g, cell), 9), []).append(g)
+            return {k: tuple(v) for k, v in groups.items()}
+
+        # the value of a belief depends on the task only through its walls: shared across calls
+        memo = self._online_values.setdefault(walls.tobytes(), {})
+
+        def value(t: int, cell: int, belief: tuple) -> tuple[float, int]:
+            key = (t, cell, belief)
+            if key in memo:
+                return memo[key]
+            if t == self.max_episode_steps or not belief:
+                return 0.0, 0
+            best = (-np.inf, 0)
+            for a in range(4):
+                nc = int(nxt[cell, a])
+                v = sum(reward(g, nc) for g in belief) / len(belief)
+                v += sum(len(b) / len(belief) * value(t + 1, nc, b)[0] for b in outcomes(belief, nc).values())
+                best = max(best, (v, -a))
+            memo[key] = (best[0], -best[1])
+            return memo[key]
+
+        true, cell, belief, total = tuple(task["goal"]), start[0] * n + start[1], tuple(goals), 0.0
+        for t in range(self.max_episode_steps):
+            nc = int(nxt[cell, value(t, cell, belief)[1]])
+            total += reward(true, nc)
+            if nc == flat[true]:
+                break
+            belief = outcomes(belief, nc)[round(reward(true, nc), 9)]
+            cell = nc
+        return total
+
+    def _successors(self, walls: np.ndarray) -> np.ndarray:
+        """Flat successor cell ``[cell, action]``."""
+        n = self.size
+        r, c = np.divmod(np.arange(n * n), n)
+        out = np.zeros((n * n, 4), dtype=int)
+        for a, (dr, dc) in enumerate(MOVES):
+            nr, nc = np.clip(r + dr, 0, n - 1), np.clip(c + dc, 0, n - 1)
+            blocked = walls[nr, nc]
+            out[:, a] = np.where(blocked, r, nr) * n + np.where(blocked, c, nc)
+        return out
+
+    def _best_path(self, task: Task, goals: Sequence[tuple[int, int]]) -> list[int]:
+        """Actions of the open-loop path maximising the mean return over ``goals``."""
+        n, walls = self.size, self.walls(task)
+        nxt = self._successors(walls)
+        n_goals, masks = len(goals), 1 << len(goals)
+        flat = [g[0] * n + g[1] for g in goals]
+        if self.reward == "dense":
+            per_goal = np.stack([-bfs_distance(walls, g).reshape(-1) / n for g in goals])     # [goal, cell]
+        else:
+            per_goal = np.zeros((n_goals, n * n))
+            per_goal[np.arange(n_goals), flat] = 1.0
+        per_goal = np.where(np.isfinite(per_goal), per_goal, 0.0)
+        not_reached = 1 - ((np.arange(masks)[:, None] >> np.arange(n_goals)) & 1)               # [mask, goal]
+        reward = (not_reached @ per_goal).T / n_goals                                            # [cell, mask]
+        bit = np.zeros(n * n, dtype=int)
+        bit[flat] = 1 << np.arange(n_goals)
+        new_mask = np.arange(masks)[None, :] | bit[:, None]                                       # [cell, mask]
+        value = np.zeros((n * n, masks))
+        choices = []
+        for _ in range(self.max_episode_steps):
+            q = np.stack([reward[nxt[:, a]] + value[nxt[:, a][:, None], new_mask[nxt[:, a]]] for a in range(4)])
+            choices.append(q.argmax(0))                                                           # [cell, mask]
+            value = q.max(0)
+        cell, mask, path = self.start_cell()[0] * n + self.start_cell()[1], 0, []
+        for t in range(self.max_episode_steps):
+            a = int(choices[self.max_episode_steps - 1 - t][cell, mask])
+            path.append(a)
+            cell = nxt[cell, a]
+            mask |= bit[cell]
+        return path
+
+    def _path_return(self, task: Task, goal: tuple[int, int], path: Sequence[int]) -> float:
+        """Undiscounted return of following ``path`` from the start on the task with ``goal``."""
+        n, walls = self.size, self.walls(task)
+        nxt, dist = self._successors(walls), bfs_distance(walls, goal).reshape(-1)
+        cell, total, target = self.start_cell()[0] * n + self.start_cell()[1], 0.0, goal[0] * n + goal[1]
+        for a in path:
+            cell = nxt[cell, a]
+            total += float(cell == target) if self.reward == "sparse" else -dist[cell] / n
+            if cell == target:
+                break
+        return total
