@@ -3,7 +3,7 @@ adaptation steps on one new-task episode, each variant meta-trained from the sam
 
     python benchmarks/meta_variants.py --family driving default n1_meta context
 
-Variants are named overrides of the MetaConfig defaults (see VARIANTS; "default" = none).
+Variants are named overrides of whole-network MAML's defaults (see VARIANTS; "default" = none).
 Meant for exploring; the protocol with baselines and CIs is `metadqn evaluate`.
 """
 
@@ -56,7 +56,7 @@ def main() -> None:
     print("| variant | overrides | return k=0 | k=1 | k=3 | s |\n|---|---|---|---|---|---|")
     for name in args.variants:
         t0 = time.perf_counter()
-        learner = MAMLDQN(family, **{"eval_every": 0, "checkpoint_every": 0, "iterations": args.iterations,
+        learner = MAMLDQN(family, **{"algo": "maml", "eval_every": 0, "checkpoint_every": 0, "iterations": args.iterations,
                                      "seed": args.seed, **VARIANTS[name]})
         learner.meta_train(train, progress=False)
         r = learner.adaptation_returns(test, steps=(0, 1, 3), runs=3, seed=3)["return"]

@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="MetaConfig override")
     ap.add_argument("--family-options", default="{}", help="JSON object of family options")
     args = ap.parse_args()
-    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = {"algo": "maml", **{k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}}
     torch.set_num_threads(1)
     family = make_family(args.family, **json.loads(args.family_options))
     train, test = family.split(args.n_train, args.n_test, seed=0)

@@ -81,7 +81,8 @@ def test_normalized_return_refuses_an_oracle_no_better_than_random():
 def tiny_run(tmp_path_factory):
     family = make_family("bandit", horizon=10)
     train, test = family.split(6, 4, seed=0)
-    learner = MAMLDQN(family, iterations=3, envs_per_task=2, eval_every=0, n_train_tasks=6, n_test_tasks=4)
+    learner = MAMLDQN(family, algo="maml", iterations=3, envs_per_task=2, eval_every=0, n_train_tasks=6,
+                      n_test_tasks=4)
     out = tmp_path_factory.mktemp("run")
     learner.meta_train(train, test_tasks=test, out_dir=out, progress=False)
     return learner, out

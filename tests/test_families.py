@@ -127,7 +127,7 @@ def test_gridnav_pixels_image_shows_walls_agent_and_a_goal_cue_early_only():
 
 def test_gridnav_pixels_picks_the_cnn_and_meta_trains(tmp_path):
     family = make_family("gridnav-pixels", size=5, obstacles=3)
-    learner = metadqn.MAMLDQN(family, iterations=2, envs_per_task=2, n_train_tasks=3, eval_every=0,
+    learner = metadqn.MAMLDQN(family, algo="maml", iterations=2, envs_per_task=2, n_train_tasks=3, eval_every=0,
                               checkpoint_every=0, net={"channels": [4], "hidden": [16]})
     assert learner.net.kind == "cnn" and "convs.0.weight" in learner.params
     before = {k: v.detach().clone() for k, v in learner.params.items()}

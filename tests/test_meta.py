@@ -115,7 +115,7 @@ def test_reptile_direction_points_to_mean_adapted_params():
 
 
 def _tiny(**kw):
-    base = dict(iterations=4, envs_per_task=2, support_batch=16, query_batch=16, eval_every=2, eval_runs=1,
+    base = dict(algo="maml", iterations=4, envs_per_task=2, support_batch=16, query_batch=16, eval_every=2, eval_runs=1,
                 eval_episodes=1, checkpoint_every=2, net={"hidden": [16]}, seed=3)
     return {**base, **kw}
 
@@ -161,7 +161,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, algo, extra):
 ])
 def test_bad_meta_config_is_a_clear_error(bad, match):
     with pytest.raises(ConfigError, match=match):
-        MAMLDQN("gridnav", **bad)
+        MAMLDQN("gridnav", **{"algo": "maml", **bad})
 
 
 def test_user_task_weights_must_match_the_training_tasks():
@@ -208,7 +208,7 @@ def test_context_only_inner_loop_matches_explicit_loop_and_leaves_the_body_alone
 
 def test_inner_params_choices_are_validated():
     with pytest.raises(ValueError, match="net.context"):
-        MAMLDQN("gridnav", inner_params="context")
+        MAMLDQN("gridnav", algo="maml", inner_params="context")
     with pytest.raises(ValueError, match="reptile"):
         MAMLDQN("gridnav", algo="reptile", inner_params="head")
     learner = MAMLDQN("gridnav", inner_params="head", algo="metasgd")

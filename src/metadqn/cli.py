@@ -125,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         family = make_family(args.family or "gridnav", **_family_options(args))
         values = _config_values(args, {"algo": args.algo, "iterations": args.iterations, "seed": args.seed,
                                        "device": args.device})
-        config = MetaConfig.build(values)
+        config = from_dict(MetaConfig, values)
         preset = MetaConfig.algo_defaults(values)
         if preset:
             print(f"{config.algo} defaults: " + ", ".join(f"{k}={v}" for k, v in preset.items())
@@ -153,7 +153,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                                          eval_episodes=args.eval_episodes, seed=args.seed)["return"]
     r0, r1 = float(returns[0].mean()), float(returns[steps].mean())
     print(f"task {json.dumps(dict(task.params))}")
-    print(f"greedy return before adaptation: {r0:.2f}")
+    if learner.adapter().uses_steps:
+        print(f"greedy return before adaptation: {r0:.2f}")
+    else:
+        print(f"greedy return after inferring the task from {args.episodes} episode(s) (k=0): {r0:.2f}")
     print(f"greedy return after {steps} step(s) on {args.episodes} episode(s): {r1:.2f}")
     oracle = learner.family.oracle_return(task)
     if oracle is not None:
@@ -253,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(family=None)
     p.add_argument("--algo", choices=list(ALGOS), default=None,
-                   help="maml (default) | fomaml | reptile | metasgd | context (context MAML on a model loss) | encoder "
+                   help="context (default: context MAML on a model loss) | maml | fomaml | reptile | metasgd | encoder "
                         "(a set encoder infers the context)")
     p.add_argument("--iterations", type=int, default=None, help="meta-updates (config iterations)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")

@@ -39,11 +39,10 @@ class MAMLDQN:
     """
 
     def __init__(self, family: TaskFamily | str, config: MetaConfig | None = None, **overrides: Any) -> None:
-        """``config`` is used as given; keyword ``overrides`` alone (no ``config``) also get the
-        algorithm's defaults (:data:`~metadqn.meta.config.ALGO_DEFAULTS`) under them."""
+        """Settings: ``config`` (default ``MetaConfig()``) with keyword ``overrides`` on top;
+        settings left unset take their algorithm's default (:data:`~metadqn.meta.config.ALGO_DEFAULTS`)."""
         self.family = make_family(family) if isinstance(family, str) else family
-        self.config = from_dict(MetaConfig, {**to_dict(config), **overrides}) if config is not None \
-            else MetaConfig.build(overrides)
+        self.config = from_dict(MetaConfig, {**(to_dict(config) if config is not None else {}), **overrides})
         cfg = self.config
         self.device = torch.device(cfg.device)
         self.net = build_qnet(cfg.net, tuple(self.family.observation_space.shape),

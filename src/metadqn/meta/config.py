@@ -6,18 +6,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..config import from_dict
 from ..nets import NetSpec
 from ..td import LOSSES
 from .weighting import validate_weights
 
 ALGOS = ("maml", "fomaml", "reptile", "metasgd", "context", "encoder")
 
-# Settings that differ by algorithm, applied under whatever the user sets (like RL-Zoo's
-# hyperparameter files) when a config is built from values (MetaConfig.build, the CLI):
-# context steps are cheap, so the context algorithm takes more of them and more meta-updates
-# per batch of episodes, on every support transition (benchmarks/RESULTS.md has the runs).
-ALGO_DEFAULTS: dict[str, dict[str, object]] = {
+# Settings whose default depends on the algorithm (like RL-Zoo's hyperparameter files): a
+# field left at None takes its algorithm's value. Context steps are cheap, so the context
+# algorithm takes more of them and more meta-updates per batch of episodes, on every support
+# transition; whole-network MAML keeps the settings measured for it (benchmarks/RESULTS.md).
+_GRADIENT = {"inner_steps": 1, "inner_lr": 0.5, "outer_steps": 1, "support_batch": 64}
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "maml": _GRADIENT, "fomaml": _GRADIENT, "metasgd": _GRADIENT, "reptile": _GRADIENT,
     "context": {"inner_steps": 5, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
     "encoder": {"inner_steps": 0, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
 }
@@ -29,8 +30,9 @@ INNER_PARAMS = ("all", "context", "head")
 class MetaConfig:
     """Hyperparameters of meta-training. Episodes are the family's horizon in env steps."""
 
-    algo: str = "maml"                     # maml | fomaml | reptile | metasgd | context (context MAML on a model
-                                           # loss) | encoder (a set encoder infers the context: no gradient steps)
+    algo: str = "context"                  # context (context MAML on a model loss; the default) | maml | fomaml |
+                                           # reptile | metasgd (whole-network MAML family) | encoder (a set
+                                           # encoder infers the context). None below: the algorithm's default
     iterations: int = 300                  # collect-then-update rounds (each: outer_steps meta-updates)
     n_train_tasks: int = 40                # training tasks of the split meta_train() draws when given none
     n_test_tasks: int = 20                 # held-out tasks of that split (evaluation)
@@ -38,8 +40,8 @@ class MetaConfig:
     envs_per_task: int = 4                 # adaptation instances per training task per iteration
     support_episodes: int = 1              # new-task data per adaptation (episodes)
     query_episodes: int = 1                # post-adaptation data per instance for the outer loss
-    inner_lr: float = 0.5                  # α (Meta-SGD, context: initial value of every learned α)
-    inner_steps: int = 1                   # adaptation steps in the inner loop (encoder: context steps refining the code)
+    inner_lr: float | None = None          # α (Meta-SGD, context: initial value of every learned α); maml 0.5, context 2
+    inner_steps: int | None = None         # adaptation steps K (encoder: context steps refining the code); maml 1, context 5
     inner_params: str = "all"              # what MAML's inner loop adapts: all | context (CAVIA; needs net.context) | head
     first_order_context: bool = False      # context, encoder: ignore second derivatives through the context steps
     context_starts: int = 1                # context: learned starting contexts; the end with the lowest support loss wins
@@ -48,8 +50,9 @@ class MetaConfig:
     model_hidden: tuple[int, ...] = (64, 64)  # context, encoder: hidden widths of the model head m(s, a; c)
     encoder_hidden: tuple[int, ...] = (64, 64)  # encoder: hidden widths of the per-transition network φ
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
-    outer_steps: int = 1                   # meta-updates per iteration, each on fresh minibatches of its episodes
-    support_batch: int = 64                # transitions sampled per support episode per inner loss (0: all, once)
+    outer_steps: int | None = None         # meta-updates per iteration, on fresh minibatches of its episodes; maml 1, context 8
+    support_batch: int | None = None       # transitions sampled per support episode per inner loss (0: all, once);
+                                           # maml 64, context 0
     query_batch: int = 64                  # transitions sampled from the query per outer loss
     gamma: float = 0.99                    # discount
     n_step: int = 1                        # n-step returns of the outer (query) loss; 0 = Monte-Carlo (n = horizon)
@@ -75,6 +78,9 @@ class MetaConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        for name, value in ALGO_DEFAULTS[self.algo].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.inner_steps < (0 if self.algo == "encoder" else 1):
             raise ValueError(f"inner_steps must be >= 1 (encoder: >= 0), got {self.inner_steps}")
         for name in ("iterations", "envs_per_task", "support_episodes", "query_episodes",
@@ -123,17 +129,11 @@ class MetaConfig:
             raise ValueError("reptile takes one step toward the adapted parameters per iteration: "
                              "outer_steps must be 1 (raise iterations instead)")
 
-    @classmethod
-    def build(cls, values: Mapping[str, Any]) -> "MetaConfig":
-        """A config from ``values`` (JSON-like, nested ``net``), with the algorithm's
-        :data:`ALGO_DEFAULTS` under them; :meth:`algo_defaults` says which were applied."""
-        return from_dict(cls, {**cls.algo_defaults(values), **values})
-
     @staticmethod
     def algo_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
-        """The algorithm defaults that ``values`` leave in force."""
-        preset = ALGO_DEFAULTS.get(str(values.get("algo", "maml")), {})
-        return {k: v for k, v in preset.items() if k not in values}
+        """The algorithm defaults (:data:`ALGO_DEFAULTS`) that ``values`` leave in force."""
+        preset = ALGO_DEFAULTS.get(str(values.get("algo", MetaConfig.algo)), {})
+        return {k: v for k, v in preset.items() if values.get(k) is None}
 
     @property
     def first_order(self) -> bool:
