@@ -281,6 +281,19 @@ def test_train_and_adapt_commands_run_on_the_new_families(tmp_path, family, opti
     assert "before" in capsys.readouterr().out
 
 
+def test_the_encoder_and_maml_run_on_a_users_gymnasium_family(tmp_path, capsys):
+    """A from_gymnasium family (hidden physics) with every kind of adapter, no code changes."""
+    for algo in ("encoder", "maml"):
+        out = tmp_path / algo
+        assert main(["train", "--family", "acrobot-physics", "--family-options", '{"max_episode_steps": 20}',
+                     "--algo", algo, "--iterations", "2", "--out", str(out), "--set", "n_train_tasks=3",
+                     "--set", "n_test_tasks=2", "--set", "envs_per_task=1", "--set", "eval_every=0",
+                     "--set", "net.hidden=[16]"]) == 0
+        capsys.readouterr()
+        assert main(["adapt", str(out), "--steps", "1", "--episodes", "1"]) == 0
+        assert "after 1 step(s)" in capsys.readouterr().out
+
+
 # -- partial observability: observation windows and the recurrent Q-network -------------------------
 def test_gridnav_memory_window_holds_the_episode_so_far():
     family = make_family("gridnav-memory", size=5)       # horizon 10, window 10, goal cue in step 0 only
