@@ -211,16 +211,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     quiet = ["--quiet"] if args.quiet else []
     sets = [x for kv in args.set or [] for x in ("--set", kv)]
-    maml_dir = str(Path(args.out) / "maml")
-    print(f"metadqn demo on {args.family}: meta-training context MAML (a task context adapted on a model loss) and "
-          "whole-network MAML, then evaluating both against the baselines and the information limit on held-out "
-          "tasks")
-    for algo, out in (("context", args.out), ("maml", maml_dir)):
+    others = {algo: str(Path(args.out) / algo) for algo in ("maml", "encoder")}
+    print(f"metadqn demo on {args.family}: meta-training context MAML (a task context adapted on a model loss), "
+          "whole-network MAML and the set-encoder baseline, then evaluating them against the baselines and the "
+          "information limit on held-out tasks, frozen and online")
+    for algo, out in (("context", args.out), *others.items()):
         code = main(["train", "--family", args.family, "--algo", algo, "--out", out, "--overwrite", "--iterations",
                      str(args.iterations), *sets, *quiet])
         if code:
             return code
-    return main(["evaluate", args.out, "--compare", maml_dir, "--seeds", str(args.seeds), *quiet])
+    return main(["evaluate", args.out, "--compare", ",".join(others.values()), "--online", "--seeds", str(args.seeds),
+                 *quiet])
 
 
 def build_parser() -> argparse.ArgumentParser:
