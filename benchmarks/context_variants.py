@@ -33,10 +33,12 @@ VARIANTS: dict[str, dict] = {
     "first_order": {"first_order_context": True},
     "starts4": {"context_starts": 4},
     "starts8": {"context_starts": 8},
+    "starts8_k10": {"context_starts": 8, "inner_steps": 10},
     "one_update": {"outer_steps": 1},
     "encoder": {"algo": "encoder"},
     "encoder_it600": {"algo": "encoder", "iterations": 600},
     "encoder_refine5_it600": {"algo": "encoder", "inner_steps": 5, "iterations": 600},
+    "encoder_refine5_it1200": {"algo": "encoder", "inner_steps": 5, "iterations": 1200},
 }
 
 

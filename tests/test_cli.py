@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,22 @@ def test_a_run_is_never_overwritten_by_accident_and_resume_keeps_its_settings(tm
     (tmp_path / "file").write_text("x")
     assert main([*base[:5], "--out", str(tmp_path / "file"), "--quiet"]) == 2
     assert "is a file, not a run directory" in capsys.readouterr().err
+
+
+def test_import_brings_a_users_family_to_the_command_line(tmp_path):
+    """README's custom-family section from the command line: --import a file that registers it."""
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "custom_family.py")
+    run_dir = tmp_path / "corridor"
+    out = run("--import", example, "train", "--family", "corridor", "--out", str(run_dir), "--quiet",
+              "--iterations", "2", "--set", "n_train_tasks=3", "--set", "n_test_tasks=2", "--set", "envs_per_task=1",
+              "--set", "eval_every=0")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run_dir / "config.json").read_text())["family"] == "corridor"
+    assert run("--import", example, "adapt", str(run_dir), "--steps", "2").returncode == 0
+    missing = run("adapt", str(run_dir))  # without the import the family is unknown: say how to get it
+    assert missing.returncode == 2 and "--import MODULE" in missing.stderr
+    bad = tmp_path / "broken.py"
+    bad.write_text("x = 1\nraise RuntimeError('my env is broken')\n")
+    out = run("--import", str(bad), "families")
+    assert out.returncode == 2 and "RuntimeError: my env is broken" in out.stderr and "broken.py:2" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -261,3 +261,17 @@ def test_gridnav_render_shows_agent_goal_and_walls():
     env.reset(seed=0)
     text = env.render()
     assert text.count("A") == 1 and text.count("G") == 1 and text.count("#") == 5
+
+
+def test_ranges_narrow_only_are_validated_and_are_saved_with_the_family_options():
+    family = metadqn.make_family("cartpole-physics", ranges={"gravity": (8, 12)})
+    assert family.options["ranges"] == {"gravity": [8.0, 12.0]}
+    again = metadqn.make_family(family.name, **family.options)  # how a saved run is rebuilt
+    assert again.param("gravity").low == 8.0 and again.param("gravity").high == 12.0
+    assert all(8 <= t["gravity"] <= 12 for t in again.sample_tasks(20, seed=0))
+    with pytest.raises(TaskError, match="may only narrow"):
+        metadqn.make_family("cartpole-physics", ranges={"gravity": (-5, 12)})
+    with pytest.raises(TaskError, match="pair of numbers"):
+        metadqn.make_family("cartpole-physics", ranges={"gravity": 9.8})
+    with pytest.raises(TaskError, match="low <= high"):
+        metadqn.make_family("cartpole-physics", ranges={"gravity": (12, 8)})

@@ -226,6 +226,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metadqn", description="Meta-reinforcement learning with MAML-DQN")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a module or .py file first (repeatable): where your own families are "
+                             "registered with register_family; also needed to evaluate or adapt their runs")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default 1, or $METADQN_THREADS): the small networks here run "
                              "fastest single-threaded; raise it for large CNNs")
@@ -315,9 +318,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PluginError(Exception):
+    """A module given with --import could not be imported (the message says where)."""
+
+
+def import_plugin(name: str) -> None:
+    """Import ``name``: a module on the Python path (``my_envs``) or a file (``path/to/envs.py``)."""
+    import importlib
+    import importlib.util
+    import traceback
+    try:
+        if name.endswith(".py") or os.sep in name:
+            path = Path(name)
+            if not path.is_file():
+                raise PluginError(f"--import {name}: no such file")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(name)
+    except PluginError:
+        raise
+    except Exception as e:  # an error in the user's module: name it and where it happened
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        raise PluginError(f"--import {name}: {type(e).__name__}: {e} ({frame.filename}:{frame.lineno})") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        for name in args.imports:
+            import_plugin(name)
+    except PluginError as e:
+        print(f"metadqn: error: {e}", file=sys.stderr)
+        return 2
     import torch
     threads = args.threads if args.threads is not None else int(os.environ.get("METADQN_THREADS", "1"))
     torch.set_num_threads(max(1, threads))

@@ -306,18 +306,32 @@ class TaskFamily(ABC):
     options: dict[str, Any]
 
     def __init__(self, ranges: Mapping[str, Sequence[float]] | None = None) -> None:
+        """``ranges`` narrows parameters' ranges (``{name: (low, high)}`` inside the declared
+        range); it is recorded in ``options``, so saved runs sample from the same ranges."""
         self.params: tuple[Param, ...] = self._param_specs()
         if ranges:
+            if not isinstance(ranges, Mapping):
+                raise TaskError(f"ranges must map parameter names to [low, high] pairs, got {ranges!r}")
             by_name = {p.name: p for p in self.params}
+            narrowed = {}
             for name, rng in ranges.items():
                 if name not in by_name:
                     raise TaskError(f"ranges: unknown parameter {name!r} for family {self.name!r}; "
                                     f"known: {sorted(by_name)}")
-                low, high = (float(x) for x in rng)
+                try:
+                    low, high = (float(x) for x in rng)
+                except (TypeError, ValueError):
+                    raise TaskError(f"ranges: {name!r} needs a [low, high] pair of numbers, got {rng!r}") from None
                 if not low <= high:
                     raise TaskError(f"ranges: {name!r} needs low <= high, got {rng!r}")
-                by_name[name] = Param(**{**by_name[name].__dict__, "low": low, "high": high})
+                declared = by_name[name]
+                if low < declared.low or high > declared.high:
+                    raise TaskError(f"ranges: {name!r} may only narrow its range [{declared.low:g}, "
+                                    f"{declared.high:g}], got [{low:g}, {high:g}]")
+                by_name[name] = Param(**{**declared.__dict__, "low": low, "high": high})
+                narrowed[name] = [low, high]
             self.params = tuple(by_name[p.name] for p in self.params)
+            self.options = {**getattr(self, "options", {}), "ranges": narrowed}
 
     # -- parameters and tasks -------------------------------------------------------------
     @abstractmethod

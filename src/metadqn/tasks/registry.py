@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Callable
 
 from .bandit import BanditFamily
@@ -23,16 +24,42 @@ def register_family(name: str, factory: Callable[..., TaskFamily], *, overwrite:
     _REGISTRY[name] = factory
 
 
+_PLUGINS_LOADED = False
+
+
+def _load_plugins() -> None:
+    """Families that installed packages declare in the ``metadqn.families`` entry-point group
+    (``name = "package.module:factory"``), registered on first use; one that fails to load is
+    reported and skipped."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from importlib.metadata import entry_points
+    for ep in entry_points(group="metadqn.families"):
+        if ep.name in _REGISTRY:
+            continue
+        try:
+            register_family(ep.name, ep.load())
+        except Exception as e:  # a broken plugin must not break the built-in families
+            warnings.warn(f"metadqn: family plugin {ep.name!r} ({ep.value}) failed to load: "
+                          f"{type(e).__name__}: {e}", stacklevel=2)
+
+
 def list_families() -> list[str]:
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
 def make_family(name: str, **options: Any) -> TaskFamily:
     """Build a task family by name; ``options`` are the family's keyword options."""
     if name not in _REGISTRY:
+        _load_plugins()
+    if name not in _REGISTRY:
         raise TaskError(f"unknown task family {name!r}; known families: {', '.join(list_families())} "
-                        "(a family built in code, e.g. with from_gymnasium, must be registered with "
-                        "register_family before it can be used by name or a saved run of it loaded)")
+                        "(your own family: register it with register_family in a module and pass "
+                        "`metadqn --import MODULE ...`, or declare it in the `metadqn.families` entry points "
+                        "of an installed package)")
     factory = _REGISTRY[name]
     sig = inspect.signature(factory)
     if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
@@ -40,7 +67,12 @@ def make_family(name: str, **options: Any) -> TaskFamily:
         if unknown:
             raise TaskError(f"unknown option(s) {unknown} for family {name!r}; "
                             f"known: {sorted(sig.parameters)}")
-    return factory(**options)
+    try:
+        return factory(**options)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise TaskError(f"family {name!r}: {e}") from None
 
 
 register_family("gridnav", GridNavFamily)
