@@ -31,6 +31,8 @@ def test_families_json_lists_families_with_parameter_ranges():
     (["train", "--set", "inner_lr=-3", "--out", "x"], "inner_lr must be a positive"),
     (["train", "--set", "colour=blue", "--out", "x"], "unknown key"),
     (["adapt", "no/such/run"], "no checkpoint"),
+    (["train", "--device", "gpu", "--out", "x"], "device must be 'cpu' or 'cuda'"),
+    (["dqn", "--device", "cuda:banana", "--out", "x"], "device must be"),
 ])
 def test_bad_input_prints_one_clear_line_and_exits_2(argv, match, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -106,3 +108,23 @@ def test_import_brings_a_users_family_to_the_command_line(tmp_path):
     out = run("--import", str(bad), "families")
     assert out.returncode == 2 and "RuntimeError: my env is broken" in out.stderr and "broken.py:2" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_bad_environment_variable_and_damaged_checkpoint_metadata_are_one_line(tmp_path):
+    import os
+    out = subprocess.run([sys.executable, "-m", "metadqn.cli", "families"], capture_output=True, text=True,
+                         env={**os.environ, "METADQN_THREADS": "many"})
+    assert out.returncode == 2 and "METADQN_THREADS must be an integer" in out.stderr
+    from metadqn.checkpoint import load_checkpoint, save_checkpoint
+    from metadqn.learner import MAMLDQN
+    learner = MAMLDQN("gridnav", algo="maml", net={"hidden": [8]})
+    learner.save(tmp_path / "ok.safetensors")
+    tensors, meta = load_checkpoint(tmp_path / "ok.safetensors")
+    del meta["optimizer"]
+    save_checkpoint(tmp_path / "bad.safetensors", tensors, meta)
+    out = run("adapt", str(tmp_path / "bad.safetensors"))
+    assert out.returncode == 2 and "lacks 'optimizer'" in out.stderr and "Traceback" not in out.stderr
+    del tensors["rng/generator"]
+    save_checkpoint(tmp_path / "bad2.safetensors", tensors, {**meta, "optimizer": {}})
+    out = run("adapt", str(tmp_path / "bad2.safetensors"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -355,7 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"metadqn: error: {e}", file=sys.stderr)
         return 2
     import torch
-    threads = args.threads if args.threads is not None else int(os.environ.get("METADQN_THREADS", "1"))
+    try:
+        threads = args.threads if args.threads is not None else int(os.environ.get("METADQN_THREADS", "1"))
+    except ValueError:
+        print(f"metadqn: error: METADQN_THREADS must be an integer, got {os.environ['METADQN_THREADS']!r}",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(max(1, threads))
     try:
         return int(args.func(args) or 0)

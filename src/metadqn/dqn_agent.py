@@ -22,7 +22,7 @@ import torch
 from torch.func import vmap
 
 from .checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
-from .config import from_dict, to_dict
+from .config import check_device, from_dict, to_dict
 from .rollout import epsilon_greedy, greedy_returns, linear_schedule, params_q
 from .td import LOSSES, td_loss
 from .nets import NetSpec, Params, build_qnet, init_params, q_values
@@ -63,6 +63,7 @@ class DQNConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         positive = ("total_steps", "n_envs", "batch_size", "buffer_size", "n_step", "target_update", "eval_episodes")
         for name in positive:
             if getattr(self, name) < 1:

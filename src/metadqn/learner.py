@@ -252,6 +252,14 @@ class MAMLDQN:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "MAMLDQN":
+        try:
+            return cls._load(path, device)
+        except KeyError as e:  # a checkpoint written by us always has these: damaged or foreign
+            raise CheckpointError(f"{path}: the checkpoint lacks {e.args[0]!r}; it is damaged or not a "
+                                  "metadqn meta-training checkpoint") from None
+
+    @classmethod
+    def _load(cls, path: str | Path, device: str | None) -> "MAMLDQN":
         tensors, meta = load_checkpoint(path, kind="maml-dqn")
         family = make_family(meta["family"], **meta["family_options"])
         config = meta["config"] if device is None else {**meta["config"], "device": device}

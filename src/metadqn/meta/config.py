@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..config import check_device
 from ..nets import NetSpec
 from ..td import LOSSES
 from .weighting import validate_weights
@@ -78,6 +79,7 @@ class MetaConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        check_device(self.device)
         for name, value in ALGO_DEFAULTS[self.algo].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
