@@ -37,3 +37,44 @@ def test_a_signal_saves_a_checkpoint_and_resume_continues(tmp_path, sig):
     assert resumed.returncode == 0, resumed.stderr
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert steps == list(range(1, saved.iteration + 3))
+
+
+def test_stray_temp_files_go_and_an_edited_config_json_is_reported(tmp_path, capsys):
+    from metadqn.checkpoint import save_checkpoint
+    from metadqn.cli import main
+    stray = tmp_path / ".checkpoint.safetensors.abc123.tmp"
+    stray.write_bytes(b"")  # what a kill during a save leaves
+    save_checkpoint(tmp_path / "checkpoint.safetensors", {"x": __import__("torch").zeros(1)}, {"kind": "t"})
+    assert not stray.exists()
+    run_dir = tmp_path / "run"
+    assert main(["train", "--family", "gridnav", "--family-options", '{"size": 5}', "--out", str(run_dir), "--quiet",
+                 "--algo", "maml", "--iterations", "1", "--set", "n_train_tasks=2", "--set", "n_test_tasks=1",
+                 "--set", "envs_per_task=1", "--set", "eval_every=0", "--set", "net.hidden=[8]"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    capsys.readouterr()
+    assert main(["adapt", str(run_dir), "--steps", "1"]) == 0
+    assert "differs" not in capsys.readouterr().err  # untouched: no note
+    config["config"]["inner_lr"] = 0.01
+    (run_dir / "config.json").write_text(json.dumps(config))
+    assert main(["adapt", str(run_dir), "--steps", "1"]) == 0
+    assert "config.json differs from the checkpoint's settings" in capsys.readouterr().err
+
+
+def test_tensorboard_has_no_doubled_steps_after_a_resume(tmp_path):
+    pytest.importorskip("tensorboard")
+    import shutil
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    import metadqn
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(2, 1, seed=0)
+    kw = dict(algo="maml", envs_per_task=1, eval_every=0, checkpoint_every=2, net={"hidden": [8]})
+    run = tmp_path / "run"
+    metadqn.MAMLDQN(family, iterations=2, **kw).meta_train(train, test_tasks=test, out_dir=run, progress=False)
+    shutil.copy(run / "checkpoint.safetensors", tmp_path / "at2.safetensors")
+    learner = metadqn.MAMLDQN.load(run)
+    learner.meta_train(iterations=3, out_dir=run, progress=False)           # logs step 3 ...
+    shutil.copy(tmp_path / "at2.safetensors", run / "checkpoint.safetensors")  # ... then is "killed" before saving
+    metadqn.MAMLDQN.load(run).meta_train(iterations=4, out_dir=run, progress=False)
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("query_loss")] == [1, 2, 3, 4]

@@ -30,6 +30,8 @@ def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(meta)}
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    for stray in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
+        stray.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -144,7 +144,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from .learner import MAMLDQN
+    from .runs import warn_if_edited
     learner = MAMLDQN.load(Path(args.run), device=args.device)
+    warn_if_edited(args.run, learner)
     task = learner.family.validate_task(_parse_task(args.task) or learner.family.default_task())
     steps = args.steps if args.steps is not None else learner.config.inner_steps
     if args.episodes < 1 or steps < 0:
@@ -178,9 +180,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig, evaluate
     from .learner import MAMLDQN
     from .report import headline, write_report
-    from .runs import more_test_tasks
+    from .runs import more_test_tasks, warn_if_edited
     run = Path(args.run)
     learner = MAMLDQN.load(run, device=args.device)
+    warn_if_edited(run, learner)
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
     config = EvalConfig(seeds=args.seeds, budgets=_int_list(args.budgets, "--budgets"),
                         steps=_int_list(args.steps, "--steps"), eval_episodes=args.eval_episodes,

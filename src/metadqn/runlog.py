@@ -51,13 +51,16 @@ class GracefulStop:
 class RunLogger:
     """Appends one JSON row per step to ``metrics.jsonl`` and mirrors numbers to TensorBoard."""
 
-    def __init__(self, out_dir: str | Path, append: bool = False) -> None:
+    def __init__(self, out_dir: str | Path, append: bool = False, resume_step: int | None = None) -> None:
+        """``resume_step``: TensorBoard drops its events after that step (logged after the
+        checkpoint a run resumes from), so resumed curves have no doubled steps."""
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._file = open(self.out_dir / "metrics.jsonl", "a" if append else "w")
         try:
             from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(self.out_dir / "tb"))
+            purge = None if resume_step is None else resume_step + 1
+            self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)
         except ImportError:
             self._tb = None
 
@@ -108,7 +111,7 @@ def open_metrics(out_dir: str | Path, resume_step: int) -> RunLogger:
     if resumed:
         keep = [r for r in read_metrics(out_dir) if r["step"] <= resume_step]
         path.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    return RunLogger(out_dir, append=resumed)
+    return RunLogger(out_dir, append=resumed, resume_step=resume_step if resumed else None)
 
 
 __all__ = ["GracefulStop", "RunLogger", "TrainingInterrupted", "open_metrics", "read_metrics"]

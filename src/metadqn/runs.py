@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -65,9 +66,26 @@ def resume_meta_run(out: str | Path, *, iterations: int | None = None, device: s
         if iterations < learner.iteration:
             raise ConfigError(f"{out} is at iteration {learner.iteration}; --iterations {iterations} would go back")
         learner.config = replace(learner.config, iterations=iterations)
+    warn_if_edited(out, learner)
     write_config(out, kind="maml-dqn", family=learner.family, config=learner.config,
                  tasks={"train_tasks": learner.train_tasks, "test_tasks": learner.test_tasks})
     return learner
+
+
+def warn_if_edited(out: str | Path, learner: MAMLDQN) -> None:
+    """Say so when ``config.json`` no longer matches the checkpoint: the checkpoint's settings
+    are the ones that trained the network, and the ones used."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text()).get("config", {})
+    except (json.JSONDecodeError, AttributeError):
+        saved = None
+    current = {k: v for k, v in to_dict(learner.config).items() if k not in ("iterations", "device")}
+    if saved is None or {k: saved.get(k) for k in current} != current:
+        print(f"metadqn: note: {path} differs from the checkpoint's settings; the checkpoint's are used "
+              "(config.json is a record, not an input; start a new run to change settings)", file=sys.stderr)
 
 
 def more_test_tasks(learner: MAMLDQN, n: int | None) -> list[Task]:
@@ -81,4 +99,5 @@ def more_test_tasks(learner: MAMLDQN, n: int | None) -> list[Task]:
     return test
 
 
-__all__ = ["RUN_FILES", "more_test_tasks", "prepare", "resume_meta_run", "start_meta_run", "write_config"]
+__all__ = ["RUN_FILES", "more_test_tasks", "prepare", "resume_meta_run", "start_meta_run", "warn_if_edited",
+           "write_config"]
