@@ -360,3 +360,17 @@ def test_family_options_rebuild_the_same_family():
     assert again.env_id == "merge-v0" and again.max_episode_steps == 5
     acro = make_family("acrobot-physics", max_episode_steps=50)
     assert make_family("acrobot-physics", **acro.options).max_episode_steps == 50
+
+
+def test_the_registered_name_is_the_name_runs_save(tmp_path):
+    from metadqn.families import register_family
+    register_family("my-acrobot", lambda **o: metadqn.families.acrobot_physics(**o), overwrite=True)
+    family = make_family("my-acrobot", max_episode_steps=10)
+    assert family.name == "my-acrobot"  # not the factory's own "acrobot-physics"
+    learner = metadqn.MAMLDQN(family, algo="maml", iterations=1, envs_per_task=1, eval_every=0,
+                              net={"hidden": [8]})
+    learner.meta_train(family.sample_tasks(2, seed=0), progress=False)
+    learner.save(tmp_path / "c.safetensors")
+    assert metadqn.MAMLDQN.load(tmp_path / "c.safetensors").family.name == "my-acrobot"
+    with pytest.raises(TaskError, match="unexpected keyword"):
+        make_family("my-acrobot", colour="red")

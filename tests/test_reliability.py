@@ -78,3 +78,53 @@ def test_tensorboard_has_no_doubled_steps_after_a_resume(tmp_path):
     events = EventAccumulator(str(run / "tb"))
     events.Reload()
     assert [e.step for e in events.Scalars("query_loss")] == [1, 2, 3, 4]
+
+
+BROKEN_ENVS = """
+import gymnasium as gym
+import numpy as np
+from metadqn.families import from_gymnasium, register_family
+
+
+class Shaky(gym.Env):
+    def __init__(self, mode="raise"):
+        self.mode, self.t = mode, 0
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 3 and self.mode == "raise":
+            return np.zeros(3), 0.0, False, False, {}[\"oops\"]
+        obs = np.full(2, np.nan if self.t == 3 else 0.0, dtype=np.float32)
+        return obs, 0.0, False, False, {}
+
+
+gym.register("Shaky-v0", entry_point=Shaky, max_episode_steps=8)
+for mode in ("raise", "nan"):
+    register_family(f"shaky-{mode}", lambda mode=mode, **o: from_gymnasium(
+        "Shaky-v0", params={"x": (0.0, 1.0)}, setter=lambda env, p: None, name=f"shaky-{mode}",
+        make_kwargs={"mode": mode}, **o))
+"""
+
+
+@pytest.mark.parametrize("mode,message", [("raise", "step raised KeyError: 'oops' at "),
+                                          ("nan", "step returned a non-finite observation for task")])
+def test_errors_inside_a_users_env_are_one_line_naming_the_family_the_call_and_the_place(tmp_path, mode, message):
+    plugin = tmp_path / "shaky_envs.py"
+    plugin.write_text(BROKEN_ENVS)
+    cmd = [sys.executable, "-m", "metadqn.cli", "--import", str(plugin), "train", "--family", f"shaky-{mode}",
+           "--out", str(tmp_path / "run"), "--quiet", "--iterations", "1", "--set", "n_train_tasks=2",
+           "--set", "n_test_tasks=1", "--set", "envs_per_task=1"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert f"family 'shaky-{mode}'" in out.stderr and message in out.stderr and "Traceback" not in out.stderr
+    if mode == "raise":
+        assert "shaky_envs.py:21" in out.stderr  # the user's line
+        debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:], "--overwrite"], capture_output=True, text=True)
+        assert debug.returncode != 0 and "Traceback" in debug.stderr

@@ -17,7 +17,7 @@ from .checkpoint import CheckpointError
 from .config import ConfigError, apply_overrides, from_dict, load_json
 from .meta.config import ALGOS
 from .runlog import TrainingInterrupted
-from .tasks import MissingExtra, TaskError, list_families, make_family
+from .tasks import MissingExtra, TaskError, UserCodeError, list_families, make_family
 
 USER_ERRORS = (TaskError, ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, ValueError)
 
@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import a module or .py file first (repeatable): where your own families are "
                              "registered with register_family; also needed to evaluate or adapt their runs")
+    parser.add_argument("--debug", action="store_true",
+                        help="full tracebacks for errors in your own environments (also METADQN_DEBUG=1)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default 1, or $METADQN_THREADS): the small networks here run "
                              "fastest single-threaded; raise it for large CNNs")
@@ -369,6 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except USER_ERRORS as e:
         print(f"metadqn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except UserCodeError as e:
+        if args.debug or os.environ.get("METADQN_DEBUG") == "1":
+            raise
+        print(f"metadqn {args.command}: error in your environment: {e} (--debug for the traceback)",
+              file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
         where = f"; checkpoint saved: continue with `metadqn train --out {stop.checkpoint.parent} --resume`" \

@@ -1,7 +1,7 @@
 """Task families and their batched environments."""
 
 from .bandit import BanditFamily
-from .base import BatchedEnv, Param, StepResult, Task, TaskEnv, TaskError, TaskFamily
+from .base import BatchedEnv, Param, StepResult, Task, TaskEnv, TaskError, TaskFamily, UserCodeError
 from .cartpole import CartPoleFamily
 from .driving import DrivingFamily
 from .gridnav import GridNavFamily, GridNavPixelsFamily
@@ -11,4 +11,4 @@ from .registry import list_families, make_family, register_family
 
 __all__ = ["BanditFamily", "BatchedEnv", "CartPoleFamily", "DrivingFamily", "GridNavFamily", "GridNavPixelsFamily",
            "GymnasiumFamily", "HistoryFamily", "MissingExtra", "Param", "StepResult", "Task", "TaskEnv", "TaskError",
-           "TaskFamily", "from_gymnasium", "list_families", "make_family", "register_family", "with_history"]
+           "TaskFamily", "UserCodeError", "from_gymnasium", "list_families", "make_family", "register_family", "with_history"]

@@ -22,6 +22,24 @@ class TaskError(ValueError):
     """Raised for an unknown family, an unknown or out-of-range parameter, or bad actions."""
 
 
+class UserCodeError(RuntimeError):
+    """An error raised inside a user's environment (or what it returned was unusable): the
+    message names the family, the call and the user's file and line."""
+
+
+def user_frame(tb: Any) -> str:
+    """``file:line`` of the innermost traceback frame outside metadqn and the libraries it
+    calls (the user's code), else of the innermost frame."""
+    import os
+    import traceback
+    frames = traceback.extract_tb(tb)
+    ours = (os.sep + "metadqn" + os.sep, os.sep + "gymnasium" + os.sep, os.sep + "numpy" + os.sep,
+            os.sep + "torch" + os.sep)
+    outside = [f for f in frames if not any(part in f.filename for part in ours)]
+    frame = (outside or frames)[-1]
+    return f"{frame.filename}:{frame.lineno}"
+
+
 @dataclass(frozen=True)
 class Param:
     """One task parameter: its name, range, default and what it means.

@@ -30,7 +30,7 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .base import BatchedEnv, Param, Task, TaskError, TaskFamily
+from .base import BatchedEnv, Param, Task, TaskError, TaskFamily, UserCodeError, user_frame
 
 Setter = Callable[[gym.Env, dict[str, Any]], None]
 
@@ -151,8 +151,8 @@ class GymnasiumBatched(BatchedEnv):
                for t in self.tasks for _ in range(envs_per_task)]
         # one declared observation space for all (bounds may differ per task, e.g. with a length)
         space = family.observation_space
-        self.vector = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED,
-                                    observation_mode=(batch_space(space, len(fns)), space))
+        self.vector = self._user_call("creating the env", lambda: SyncVectorEnv(
+            fns, autoreset_mode=AutoresetMode.DISABLED, observation_mode=(batch_space(space, len(fns)), space)))
         self._obs = np.zeros((len(fns), *self.obs_shape), dtype=np.float32)
         self._inner_truncated = torch.zeros(self.batch_shape, dtype=torch.bool, device=self.device)
         self.episode_seeds = np.zeros(self.batch_shape, dtype=np.int64)
@@ -163,17 +163,44 @@ class GymnasiumBatched(BatchedEnv):
             return
         seeds = torch.randint(0, 2**31 - 1, (flat.size,), generator=self.generator, device=self.device).cpu().numpy()
         self.episode_seeds.reshape(-1)[flat] = seeds[flat]
-        obs, _ = self.vector.reset(seed=[int(s) for s in seeds], options={"reset_mask": flat})
-        self._obs[flat] = np.asarray(obs, dtype=np.float32)[flat]
+        obs, _ = self._user_call("reset", lambda: self.vector.reset(seed=[int(s) for s in seeds],
+                                                                      options={"reset_mask": flat}))
+        self._obs[flat] = self._checked("reset", np.asarray(obs, dtype=np.float32), None)[flat]
 
     def _observe(self) -> torch.Tensor:
         return torch.as_tensor(self._obs, device=self.device).reshape(*self.batch_shape, *self.obs_shape).clone()
 
     def _transition(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        obs, reward, terminated, truncated, _ = self.vector.step(actions.reshape(-1).cpu().numpy())
-        self._obs = np.asarray(obs, dtype=np.float32).copy()
+        obs, reward, terminated, truncated, _ = self._user_call(
+            "step", lambda: self.vector.step(actions.reshape(-1).cpu().numpy()))
+        self._obs = self._checked("step", np.asarray(obs, dtype=np.float32).copy(), np.asarray(reward, dtype=float))
         self._inner_truncated = self._as_tensor(truncated, torch.bool)
         return self._as_tensor(reward, torch.float32), self._as_tensor(terminated, torch.bool)
+
+    def _user_call(self, what: str, fn: Any) -> Any:
+        """Run ``fn`` (which calls the user's env); its errors become one clear UserCodeError."""
+        try:
+            return fn()
+        except TaskError:
+            raise
+        except Exception as e:
+            raise UserCodeError(f"family {self.family.name!r} ({self.family.env_id}): {what} raised "
+                                f"{type(e).__name__}: {e} at {user_frame(e.__traceback__)}") from e
+
+    def _checked(self, what: str, obs: np.ndarray, reward: np.ndarray | None) -> np.ndarray:
+        """Observations of the declared shape and finite values (and finite rewards), else a
+        UserCodeError naming the task and the call."""
+        for name, x in (("observation", obs), ("reward", reward)):
+            if x is None:
+                continue
+            bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                task = self.tasks[i // self.envs_per_task]
+                raise UserCodeError(f"family {self.family.name!r} ({self.family.env_id}): {what} returned a "
+                                    f"non-finite {name} for task {dict(task.params)} (env {i % self.envs_per_task}, "
+                                    f"episode step {int(self.elapsed.reshape(-1)[i])})")
+        return obs
 
     def _as_tensor(self, x: Any, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device).reshape(self.batch_shape)

@@ -68,11 +68,13 @@ def make_family(name: str, **options: Any) -> TaskFamily:
             raise TaskError(f"unknown option(s) {unknown} for family {name!r}; "
                             f"known: {sorted(sig.parameters)}")
     try:
-        return factory(**options)
+        family = factory(**options)
     except TypeError as e:
         if "unexpected keyword argument" not in str(e):
             raise
         raise TaskError(f"family {name!r}: {e}") from None
+    family.name = name  # the registered name is the one runs save and reload by
+    return family
 
 
 register_family("gridnav", GridNavFamily)
