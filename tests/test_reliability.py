@@ -128,3 +128,34 @@ def test_errors_inside_a_users_env_are_one_line_naming_the_family_the_call_and_t
         assert "shaky_envs.py:21" in out.stderr  # the user's line
         debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:], "--overwrite"], capture_output=True, text=True)
         assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_dqn_interrupt_keeps_the_network_and_small_run_directory_mistakes(tmp_path, capsys):
+    run = tmp_path / "dqn"
+    proc = subprocess.Popen([sys.executable, "-m", "metadqn.cli", "dqn", "--family", "gridnav", "--out", str(run),
+                             "--quiet", "--steps", "10000000", "--set", "eval_every=200"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text()):
+        time.sleep(0.1)  # training has started: one evaluation row is written
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "the network so far is saved" in err, err
+    assert (run / "checkpoint.safetensors").exists()
+    from metadqn.cli import main
+    from metadqn.runlog import read_metrics
+    nav = tmp_path / "nav"
+    base = ["train", "--family", "gridnav", "--family-options", '{"size": 5}', "--out", str(nav), "--quiet",
+            "--algo", "maml", "--set", "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "envs_per_task=1",
+            "--set", "eval_every=0", "--set", "net.hidden=[8]", "--set", "checkpoint_every=1"]
+    assert main([*base, "--iterations", "2"]) == 0
+    with open(nav / "metrics.jsonl", "a") as fh:  # a kill in the middle of writing a row
+        fh.write('{"step": 3, "query_lo')
+    capsys.readouterr()
+    assert main(["train", "--out", str(nav), "--resume", "--iterations", "3", "--quiet"]) == 0
+    assert "dropped a torn last line" in capsys.readouterr().err
+    assert [r["step"] for r in read_metrics(nav)] == [1, 2, 3]
+    assert main(["adapt", str(nav), "--episodes", "0"]) == 2
+    assert "--episodes must be >= 1" in capsys.readouterr().err
+    assert main(["train", "--out", str(nav), "--resume", "--iterations", "1", "--quiet"]) == 2
+    assert "would go back" in capsys.readouterr().err

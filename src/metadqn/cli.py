@@ -379,9 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
-        where = f"; checkpoint saved: continue with `metadqn train --out {stop.checkpoint.parent} --resume`" \
-            if stop.checkpoint is not None else ""
-        print(f"metadqn {args.command}: interrupted at iteration {stop.iteration}{where}", file=sys.stderr)
+        where = ""
+        if stop.checkpoint is not None and stop.resumable:
+            where = f"; checkpoint saved: continue with `metadqn train --out {stop.checkpoint.parent} --resume`"
+        elif stop.checkpoint is not None:
+            where = f"; the network so far is saved in {stop.checkpoint}"
+        unit = "iteration" if stop.resumable else "env step"
+        print(f"metadqn {args.command}: interrupted at {unit} {stop.iteration}{where}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(f"metadqn {args.command}: interrupted", file=sys.stderr)

@@ -28,7 +28,7 @@ from .td import LOSSES, td_loss
 from .nets import NetSpec, Params, build_qnet, init_params, q_values
 from .progress import ProgressBar
 from .replay import TaskReplay
-from .runlog import RunLogger
+from .runlog import GracefulStop, RunLogger, TrainingInterrupted
 from .seeding import derive_seed
 from .tasks import Task, TaskFamily, make_family
 
@@ -132,7 +132,7 @@ class DQN:
         obs = env.reset()
         t0 = time.perf_counter()
         label = f"dqn x{n_tasks} independent" if ind else "dqn"
-        with ProgressBar(label, iterations, enabled=progress) as bar:
+        with GracefulStop() as stop, ProgressBar(label, iterations, enabled=progress) as bar:
             for it in range(iterations):
                 steps = (it + 1) * per_iter
                 eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, it / iterations)
@@ -187,6 +187,13 @@ class DQN:
                         logger.log(steps, row)
                 bar.update(1, env_steps=per_iter, loss=loss_value,
                            ret=float(np.mean(recent)) if recent else float("nan"))
+                if stop.requested and it < iterations - 1:  # SIGINT/SIGTERM: keep the network so far
+                    checkpoint = None
+                    if logger:
+                        logger.close()
+                        checkpoint = Path(out_dir) / "checkpoint.safetensors"
+                        self.save(checkpoint)
+                    raise TrainingInterrupted(steps, checkpoint, resumable=False)
         if cfg.keep_best and cfg.eval_every and bool(torch.isfinite(best_ret).all()):
             with torch.no_grad():
                 for k, v in best.items():

@@ -12,11 +12,12 @@ from typing import Any, Mapping
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on SIGINT/SIGTERM after saving a checkpoint it can resume from."""
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint (one a meta-training run
+    resumes from; a DQN's holds the network so far)."""
 
-    def __init__(self, iteration: int, checkpoint: Path | None) -> None:
+    def __init__(self, iteration: int, checkpoint: Path | None, resumable: bool = True) -> None:
         super().__init__(iteration, checkpoint)
-        self.iteration, self.checkpoint = iteration, checkpoint
+        self.iteration, self.checkpoint, self.resumable = iteration, checkpoint, resumable
 
 
 class GracefulStop:
