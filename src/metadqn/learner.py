@@ -30,12 +30,14 @@ from .tasks import Task, TaskFamily, make_family
 
 
 class MAMLDQN:
-    """A Q-network meta-trained to adapt to a new task in a few gradient steps.
+    """A Q-network meta-trained to adapt to a new task in a few cheap steps: by default
+    context MAML (a task context adapted on a model loss); ``algo="maml"`` (and fomaml,
+    metasgd, reptile) for whole-network MAML, ``algo="encoder"`` for the inference baseline.
 
     >>> family = make_family("gridnav")
-    >>> learner = MAMLDQN(family, algo="maml", inner_lr=0.5)
+    >>> learner = MAMLDQN(family)                 # context MAML; MAMLDQN(family, algo="maml") for MAML
     >>> learner.meta_train(iterations=300)        # the config's split: 40 train, 20 held-out  # doctest: +SKIP
-    >>> adapted = learner.adapt(learner.test_tasks[0], episodes=1, steps=3)                   # doctest: +SKIP
+    >>> adapted = learner.adapt(learner.test_tasks[0], episodes=1, steps=5)                   # doctest: +SKIP
     """
 
     def __init__(self, family: TaskFamily | str, config: MetaConfig | None = None, **overrides: Any) -> None:
@@ -45,10 +47,9 @@ class MAMLDQN:
         self.config = from_dict(MetaConfig, {**(to_dict(config) if config is not None else {}), **overrides})
         cfg = self.config
         self.device = torch.device(cfg.device)
-        self.net = build_qnet(cfg.net, tuple(self.family.observation_space.shape),
-                              int(self.family.action_space.n)).to(self.device)
-        params = init_params(self.net, cfg.seed)
         obs_shape, n_actions = tuple(self.family.observation_space.shape), int(self.family.action_space.n)
+        self.net = build_qnet(cfg.net, obs_shape, n_actions).to(self.device)
+        params = init_params(self.net, cfg.seed)
         self.model: ModelHead | None = None
         self.encoder: SetEncoder | None = None
         inner_lrs = None
