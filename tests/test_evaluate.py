@@ -123,6 +123,9 @@ def test_evaluate_json_schema_and_references(tiny_run):
         assert entry["fraction_of_limit"]["1"]["1"] == pytest.approx(entry["nr"]["1"]["1"]["mean"] / limit["1"]["mean"])
         assert set(entry["gain"]["2"]) == {"1"}
     assert res["config"]["multitask_batch"] == 32 and res["meta_training"]["config"]["algo"] == "maml"
+    spent = res["baseline_budgets"]
+    assert spent["multitask"]["env_steps"] == 1_200 and spent["multitask"]["seconds"] > 0
+    assert spent["oracle"] == {"env_steps": 0, "seconds": spent["oracle"]["seconds"], "exact": True}
     json.dumps(res)  # JSON-ready
 
 
@@ -161,7 +164,7 @@ def test_cli_evaluate_writes_json_report_and_plots(tiny_run, tmp_path, capsys):
     assert "| maml |" in report and "Headline" in report
     for png in ("nr_vs_steps.png", "nr_vs_budget.png", "adaptation_hist.png"):
         assert (run / png).read_bytes()[:4] == b"\x89PNG"
-    assert "information limit" in report and "Adapted − zero-shot" in report
+    assert "information limit" in report and "Adapted − zero-shot" in report and "Baselines' budgets" in report
     assert "report:" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--budgets", "one"]) == 2
     assert main(["evaluate", str(run), "--baselines", "bogus"]) == 2

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
+import time
+
 import numpy as np
 import torch
 
@@ -131,8 +133,13 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
 
     rand = random_returns(family, tasks, episodes=cfg.random_episodes, seed=derive_seed(cfg.seed, "random"),
                           device=device)
+    t0 = time.perf_counter()
     oracle = oracle_returns(family, tasks, dqn_steps=cfg.oracle_steps, eval_episodes=cfg.oracle_eval_episodes,
                             seed=derive_seed(cfg.seed, "oracle"), device=device, progress=progress)
+    exact = all(family.oracle_return(t) is not None for t in tasks)
+    budgets: dict[str, dict[str, Any]] = {"oracle": {  # what each baseline cost: env steps and wall time
+        "env_steps": 0 if exact else cfg.oracle_steps * len(tasks), "seconds": time.perf_counter() - t0,
+        "exact": exact}}
 
     adapters: dict[str, Adapter] = {name: other.adapter() for name, other in learners.items()}
     tuned: dict[str, dict[str, Any]] = {}
@@ -144,16 +151,18 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
                    eval_episodes=cfg.tune_eval_episodes, seed=derive_seed(cfg.seed, "tune"), device=device)
     if "multitask" in cfg.baselines:
         steps = int(cfg.multitask_steps or learner.env_steps)
+        t0 = time.perf_counter()
         mt = train_multitask(family, train, net=plain.spec, env_steps=steps,
                              envs_per_task=max(cfg.multitask_envs, mcfg.envs_per_task), batch_size=cfg.multitask_batch,
                              target_update=cfg.multitask_target_update,
                              buffer_per_env=cfg.multitask_buffer_per_env, seed=mcfg.seed, device=device,
                              progress=progress)
+        budgets["multitask"] = {"env_steps": steps, "seconds": time.perf_counter() - t0,
+                                "meta_training_env_steps": learner.env_steps}
         adapters["multitask"], tuned["multitask"] = tune(
             family, lambda lr, eps: finetune_adapter("multitask", plain, mt, lr=lr, epsilon=eps, td=td,
                                                      batch=cfg.baseline_batch),
             tune_on, lrs=cfg.lr_grid, epsilons=cfg.eps_grid, **tune_kw)
-        tuned["multitask"]["env_steps"] = steps
     if "scratch" in cfg.baselines:
         fresh = {k: v.to(device) for k, v in init_params(plain, derive_seed(cfg.seed, "scratch")).items()}
         adapters["scratch"], tuned["scratch"] = tune(
@@ -198,8 +207,9 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
         "methods": methods, "env_steps_to_95pct_oracle": to95,
         "per_task_gain": {"budget": min(cfg.budgets), "methods": gains},
         "online": online,
+        "baseline_budgets": budgets,
         "references": {"random_return_mean": float(rand.mean()), "oracle_return_mean": float(oracle.mean()),
-                       "oracle_exact": all(family.oracle_return(t) is not None for t in tasks),
+                       "oracle_exact": exact,
                        "limit": None if limit is None else {
                            "kind": "frozen", "data": "the uniformly random support episodes of each budget", "nr": limit}},
         "meta_training": {"algo": mcfg.algo, "iterations": learner.iteration, "env_steps": learner.env_steps,

@@ -172,6 +172,12 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
         if online["limit"]:
             lines.append("| information limit (online) | " + " | ".join(_fmt(online["limit"][str(b)]) for b in budgets)
                          + " | |")
+    spent = result.get("baseline_budgets", {})
+    if spent:
+        lines += ["", "Baselines' budgets: " + "; ".join(
+            f"{n}: {b['env_steps']:,} env steps, {b['seconds']:.0f} s" + (" (exact optimum)" if b.get("exact") else "")
+            + (f" (meta-training used {b['meta_training_env_steps']:,})" if "meta_training_env_steps" in b else "")
+            for n, b in spent.items()) + "."]
     tuned = {n: m["tuned"] for n, m in result["methods"].items() if "tuned" in m}
     if tuned:
         lines += ["", "Baselines' step size and exploration, tuned on training tasks: " + "; ".join(
