@@ -373,3 +373,14 @@ def test_the_registered_name_is_the_name_runs_save(tmp_path):
     assert metadqn.MAMLDQN.load(tmp_path / "c.safetensors").family.name == "my-acrobot"
     with pytest.raises(TaskError, match="unexpected keyword"):
         make_family("my-acrobot", colour="red")
+
+
+def test_preference_trains_and_adapts_by_the_cli_with_defaults(tmp_path, capsys):
+    out = tmp_path / "pref"
+    assert main(["train", "--family", "preference", "--family-options", '{"reference_layouts": 4}', "--out", str(out),
+                 "--quiet", "--iterations", "2", "--set", "n_train_tasks=3", "--set", "n_test_tasks=2",
+                 "--set", "envs_per_task=1"]) == 0
+    capsys.readouterr()
+    assert main(["adapt", str(out), "--task", '{"weights": [1.0, -1.0, 0.5]}', "--steps", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "after 3 step(s)" in text and "oracle return" in text

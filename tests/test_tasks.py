@@ -26,12 +26,14 @@ FAMILY_VARIANTS = [
     ("gridnav-pixels", {"size": 5, "obstacles": 4, "cue_steps": 2}),
     ("gridnav", {"cue_steps": 2}),
     ("gridnav-memory", {"size": 5}),
+    ("preference", {"reference_layouts": 4}),
+    ("preference", {"size": 5, "items": 3, "item_types": 2, "pixels": True, "reference_layouts": 4}),
 ]
 
 
 def test_registry_lists_the_built_in_families():
     assert {"gridnav", "cartpole-physics", "bandit", "driving", "gridnav-pixels", "acrobot-physics",
-            "lunarlander-physics", "highway"} <= set(metadqn.list_families())
+            "lunarlander-physics", "highway", "preference"} <= set(metadqn.list_families())
 
 
 @pytest.mark.parametrize("name,options", FAMILY_VARIANTS)
@@ -130,7 +132,8 @@ def _set_state(batched, i, j, single):
 @pytest.mark.parametrize("name,options", [("gridnav", {}), ("gridnav", {"obstacles": 10, "start": "random"}),
                                           ("cartpole-physics", {}), ("bandit", {}), ("driving", {}),
                                           ("gridnav-pixels", {"start": "random", "cue_steps": 3}),
-                                          ("gridnav", {"cue_steps": 2})])
+                                          ("gridnav", {"cue_steps": 2}), ("preference", {"reference_layouts": 4}),
+                                          ("preference", {"size": 5, "items": 3, "pixels": True})])
 def test_batched_equals_single_env(name, options):
     family = metadqn.make_family(name, **options)
     tasks = family.sample_tasks(4, seed=2)
@@ -275,3 +278,26 @@ def test_ranges_narrow_only_are_validated_and_are_saved_with_the_family_options(
         metadqn.make_family("cartpole-physics", ranges={"gravity": 9.8})
     with pytest.raises(TaskError, match="low <= high"):
         metadqn.make_family("cartpole-physics", ranges={"gravity": (12, 8)})
+
+
+def test_preference_dp_matches_every_action_sequence_on_a_tiny_arena():
+    """Optimum = the best of all 4^H action sequences (the layout is seen, the env deterministic);
+    the random policy's return = their mean; both through the environment itself."""
+    import itertools
+    family = metadqn.make_family("preference", size=3, items=2, item_types=2, horizon=4, reference_layouts=1)
+    task = family.task(weights=[1.0, -0.5])
+    cells, types = np.array([[0, 5]]), np.array([[0, 1]])
+    best, rand = family.layout_returns(task["weights"], cells, types)
+    seqs = list(itertools.product(range(4), repeat=4))
+    env = family.make_batched([task], len(seqs), seed=0, dtype=torch.float64)
+    env.reset()
+    env.item_cell[:] = torch.as_tensor(cells[0])
+    env.item_type[:] = torch.as_tensor(types[0])
+    total, finished = torch.zeros(len(seqs), dtype=torch.float64), torch.zeros(len(seqs), dtype=torch.bool)
+    for t in range(4):
+        out = env.step(torch.as_tensor([[s[t] for s in seqs]]))
+        total += torch.where(finished, 0.0, out.reward[0].double())
+        finished |= out.done[0]
+    assert best[0] == pytest.approx(float(total.max()), abs=1e-6)  # the env reports float32 rewards
+    assert rand[0] == pytest.approx(float(total.mean()), abs=1e-6)
+    assert family.oracle_return(task) > family.random_return(task)
