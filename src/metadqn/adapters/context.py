@@ -27,8 +27,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import grad, vmap
+from torch.func import vmap
 
+from ..meta.maml import InnerLoop, gradient_steps
 from ..nets import Params, q_values
 from ..replay import Batch
 from ..td import TDLoss, td_loss
@@ -112,13 +113,14 @@ class ContextModelAdapter(Adapter):
         return {"context": (pick.unsqueeze(-1) * ends).sum(0)}  # the gradient flows through the kept end
 
     def _descend(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
-        step = grad(lambda ctx: self.model.loss(self.params, ctx, support, self.obs_weight))
+        """``steps`` steps of the inner loop from ``c``; step i uses α_min(i, K)."""
+        def loss(state: Params, batch: Batch) -> torch.Tensor:
+            return self.model.loss(self.params, state["context"], batch, self.obs_weight)
+        state = {"context": c}
         for i in range(steps):
-            g = step(c)
-            if self.first_order:
-                g = g.detach()
-            c = c - self.step_sizes[min(i, self.step_sizes.shape[0] - 1)] * g
-        return c
+            alpha = self.step_sizes[min(i, self.step_sizes.shape[0] - 1)]
+            state = gradient_steps(loss, state, support, InnerLoop(lr={"context": alpha}, first_order=self.first_order))
+        return state["context"]
 
     def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
         return q_values(self.net, {**self.params, "context": state["context"]}, obs)
