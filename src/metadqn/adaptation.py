@@ -64,6 +64,11 @@ def sample_support(buffer: TaskReplay, spec: SupportSpec, *, episodes: int, gene
     return buffer.sample(spec.batch * episodes, spec.n_step, spec.gamma, generator=generator)
 
 
+def broadcast(state: State, n: int) -> State:
+    """One state as ``n`` identical per-instance states (a leading axis, no copy)."""
+    return {k: v.unsqueeze(0).expand(n, *v.shape) for k, v in state.items()}
+
+
 def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | None = None) -> State:
     """Step 3: the adapted state of every instance (leading instance axis), vmapped.
 
@@ -76,7 +81,7 @@ def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | Non
     if start is None:
         prior = adapter.prior()
         if unchanged:
-            return {k: v.unsqueeze(0).expand(n, *v.shape) for k, v in prior.items()}
+            return broadcast(prior, n)
         return vmap(lambda batch: adapter.adapt(prior, batch, steps))(support)
     if unchanged:
         return start
@@ -169,9 +174,8 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
     env = family.make_batched(instances, 1, device=device, seed=derive_seed(seed, "greedy-eval"))
 
     def readapt() -> State:
-        if buf.steps == 0:
-            prior = adapter.prior()
-            return {k: v.detach().unsqueeze(0).expand(n, *v.shape) for k, v in prior.items()}
+        if buf.steps == 0:  # no data yet (no support episode): the prior
+            return broadcast(adapter.prior(), n)
         support = sample_support(buf, adapter.support, episodes=max(episodes, 1), generator=gen)
         return {k: v.detach() for k, v in adapt_batch(adapter, support, steps).items()}
 
@@ -193,5 +197,5 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
     return returns.view(len(tasks), runs_per_task), 1000 * cost / horizon
 
 
-__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "collect_support", "instance_q",
+__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "broadcast", "collect_support", "instance_q",
            "new_task_data", "online_curve", "sample_support"]
