@@ -100,11 +100,15 @@ class MAMLDQN:
         return self.family.max_episode_steps
 
     @property
+    def env_steps_per_iteration(self) -> int:
+        """Env steps of one iteration: support and query episodes of every training instance."""
+        cfg = self.config
+        return len(self.train_tasks) * cfg.envs_per_task * (cfg.support_episodes + cfg.query_episodes) * self.horizon
+
+    @property
     def env_steps(self) -> int:
         """Env steps meta-training has used so far."""
-        cfg = self.config
-        return self.iteration * len(self.train_tasks) * cfg.envs_per_task * \
-            (cfg.support_episodes + cfg.query_episodes) * self.horizon
+        return self.iteration * self.env_steps_per_iteration
 
     def split(self) -> tuple[list[Task], list[Task]]:
         """The config's train/held-out split (``n_train_tasks``, ``n_test_tasks``, ``split_seed``)."""
@@ -155,7 +159,7 @@ class MAMLDQN:
         logger = None
         if out_dir is not None:
             logger = open_metrics(out_dir, resume_step=self.iteration)
-        steps_per_iter = n * (cfg.support_episodes + cfg.query_episodes) * self.horizon
+        steps_per_iter = self.env_steps_per_iteration
         t0, start_iter = time.perf_counter(), self.iteration
         shown: dict[str, float] = {}
         try:
@@ -176,18 +180,16 @@ class MAMLDQN:
                         row["test_return_pre"] = float(res["return"][0].mean())
                         row["test_return_post"] = float(res["return"][cfg.inner_steps].mean())
                         shown = {"held-out pre": row["test_return_pre"], "post": row["test_return_post"]}
+                    stopping = stop.requested and self.iteration < total  # SIGINT/SIGTERM: save, then stop
+                    checkpoint = Path(out_dir) / "checkpoint.safetensors" if logger else None
                     if logger:
                         logger.log(self.iteration, row)
                         if (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0) \
-                                or self.iteration == total:
-                            self.save(Path(out_dir) / "checkpoint.safetensors")
+                                or self.iteration == total or stopping:
+                            self.save(checkpoint)
                     bar.update(1, env_steps=steps_per_iter,
                                **{"updates/s": row["meta_updates_per_s"], "loss": row["query_loss"]}, **shown)
-                    if stop.requested and self.iteration < total:  # SIGINT/SIGTERM: save, then stop
-                        checkpoint = None
-                        if out_dir is not None:
-                            checkpoint = Path(out_dir) / "checkpoint.safetensors"
-                            self.save(checkpoint)
+                    if stopping:
                         raise TrainingInterrupted(self.iteration, checkpoint)
         finally:
             if logger:
