@@ -40,18 +40,19 @@ def random_returns(family: TaskFamily, tasks: Sequence[Task], *, episodes: int =
 
 
 def oracle_returns(family: TaskFamily, tasks: Sequence[Task], *, dqn_steps: int = 30_000, eval_episodes: int = 10,
-                   seed: int = 0, device: str | torch.device = "cpu", progress: bool | None = None) -> np.ndarray:
-    """R_oracle per task: exact where the family knows it; otherwise the greedy return of a
-    DQN trained on that task alone for ``dqn_steps`` env steps (keeping its best evaluation),
-    one network per task, all trained side by side."""
+                   seed: int = 0, device: str | torch.device = "cpu",
+                   progress: bool | None = None) -> tuple[np.ndarray, bool]:
+    """(R_oracle per task, whether it is exact): exact where the family knows it; otherwise the
+    greedy return of a DQN trained on that task alone for ``dqn_steps`` env steps (keeping its
+    best evaluation), one network per task, all trained side by side."""
     exact = [family.oracle_return(t) for t in tasks]
     if all(r is not None for r in exact):
-        return np.asarray(exact, dtype=float)
+        return np.asarray(exact, dtype=float), True
     agent = DQN(family, list(tasks), total_steps=dqn_steps, seed=seed, device=str(device), independent=True,
                 eval_every=max(1000, dqn_steps // 10))
     agent.learn(progress=progress)
-    return agent.evaluate(episodes=eval_episodes, seed=derive_seed(seed, "oracle-eval")).mean(1).cpu().numpy() \
-        .astype(float)
+    returns = agent.evaluate(episodes=eval_episodes, seed=derive_seed(seed, "oracle-eval")).mean(1)
+    return returns.cpu().numpy().astype(float), False
 
 
 def train_multitask(family: TaskFamily, train_tasks: Sequence[Task], *, net: NetSpec, env_steps: int,

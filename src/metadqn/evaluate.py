@@ -16,10 +16,9 @@ confidence intervals over tasks and seeds. The baselines' step sizes are tuned o
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
-
-import time
 
 import numpy as np
 import torch
@@ -71,6 +70,12 @@ class EvalConfig:
     safeguard: bool = False                # gradient adapters keep θ' only where their support loss fell
     bootstrap_reps: int = 2000
     seed: int = 0
+
+    @property
+    def data_seed(self) -> int:
+        """The one seed of every method's new-task data and evaluation episodes (and of the
+        limits, computed from the same data): paired comparisons across methods and budgets."""
+        return derive_seed(self.seed, "evaluate")
 
     def __post_init__(self) -> None:
         self.budgets = tuple(int(b) for b in self.budgets)
@@ -134,9 +139,8 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
     rand = random_returns(family, tasks, episodes=cfg.random_episodes, seed=derive_seed(cfg.seed, "random"),
                           device=device)
     t0 = time.perf_counter()
-    oracle = oracle_returns(family, tasks, dqn_steps=cfg.oracle_steps, eval_episodes=cfg.oracle_eval_episodes,
-                            seed=derive_seed(cfg.seed, "oracle"), device=device, progress=progress)
-    exact = all(family.oracle_return(t) is not None for t in tasks)
+    oracle, exact = oracle_returns(family, tasks, dqn_steps=cfg.oracle_steps, eval_episodes=cfg.oracle_eval_episodes,
+                                   seed=derive_seed(cfg.seed, "oracle"), device=device, progress=progress)
     budgets: dict[str, dict[str, Any]] = {"oracle": {  # what each baseline cost: env steps and wall time
         "env_steps": 0 if exact else cfg.oracle_steps * len(tasks), "seconds": time.perf_counter() - t0,
         "exact": exact}}
@@ -174,7 +178,8 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
         adapters = {name: with_safeguard(a) for name, a in adapters.items()}
     methods, gains = evaluate_adapters(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device,
                                        progress=progress)
-    limit = information_limit(family, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device)
+    limit = information_limit(family, tasks, kind="frozen", budgets=cfg.budgets, rand=rand, oracle=oracle, cfg=cfg,
+                              device=device)
     online = evaluate_online(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device) \
         if cfg.online else None
     if limit is not None:
@@ -229,14 +234,16 @@ def with_safeguard(adapter: Adapter) -> Adapter:
                            td=adapter.td, support=adapter.support, target=adapter.target)
 
 
-def information_limit(family: TaskFamily, tasks: Sequence[Task], *, rand: np.ndarray, oracle: np.ndarray,
-                      cfg: EvalConfig, device: str | torch.device = "cpu") -> dict[str, dict[str, float]] | None:
-    """NR of the best frozen policy given each budget's random support data (the very data
-    methods exploring with epsilon 1 see), with CIs; None where the family cannot compute it."""
+def information_limit(family: TaskFamily, tasks: Sequence[Task], *, kind: str, budgets: Sequence[int],
+                      rand: np.ndarray, oracle: np.ndarray, cfg: EvalConfig,
+                      device: str | torch.device = "cpu") -> dict[str, dict[str, float]] | None:
+    """NR with CIs, per budget, of the Bayes-optimal policy (``kind``: "frozen" or "online")
+    given each budget's random support data (the very data methods exploring with epsilon 1
+    see); None where the family cannot compute it."""
     out = {}
-    for budget in cfg.budgets:
-        lim = limit_returns(family, tasks, kind="frozen", runs_per_task=cfg.seeds, episodes=budget,
-                            seed=derive_seed(cfg.seed, "evaluate"), device=device)
+    for budget in budgets:
+        lim = limit_returns(family, tasks, kind=kind, runs_per_task=cfg.seeds, episodes=budget, seed=cfg.data_seed,
+                            device=device)
         if lim is None:
             return None
         out[str(budget)] = interval(normalized(lim, rand, oracle), cfg.bootstrap_reps, cfg.seed)
@@ -248,7 +255,6 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
     """Online adaptation of every adapter that supports it (kept apart from the frozen numbers):
     per support budget, NR of one greedy episode that re-adapts every ``online_every`` env steps
     on all data so far, the cost in ms per env step, and the online information limit."""
-    seed = derive_seed(cfg.seed, "evaluate")
     out: dict[str, Any] = {"every": cfg.online_every, "budgets": list(cfg.online_budgets), "methods": {}}
     for name, adapter in adapters.items():
         if not adapter.online:
@@ -257,20 +263,14 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
                                  "instances": len(tasks) * cfg.seeds}  # the cost is for all instances together
         for budget in cfg.online_budgets:
             ret, ms = online_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
-                                   steps=adapter.default_steps, every=cfg.online_every, seed=seed, device=device)
+                                   steps=adapter.default_steps, every=cfg.online_every, seed=cfg.data_seed,
+                                   device=device)
             entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
                                                 cfg.seed)
             entry["ms_per_env_step"][str(budget)] = ms
         out["methods"][name] = entry
-    limits = {}
-    for budget in cfg.online_budgets:
-        lim = limit_returns(family, tasks, kind="online", runs_per_task=cfg.seeds, episodes=budget, seed=seed,
-                            device=device)
-        if lim is None:
-            limits = None
-            break
-        limits[str(budget)] = interval(normalized(lim, rand, oracle), cfg.bootstrap_reps, cfg.seed)
-    out["limit"] = limits
+    out["limit"] = information_limit(family, tasks, kind="online", budgets=cfg.online_budgets, rand=rand,
+                                     oracle=oracle, cfg=cfg, device=device)
     return out
 
 
@@ -281,16 +281,15 @@ def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks
     methods: dict[str, Any] = {}
     gains: dict[str, dict[str, list[float]]] = {}
     b0 = min(cfg.budgets)
-    # one seed for every method and budget: paired comparisons (a larger budget's data start with
-    # the smaller budget's episodes, and every method meets the same evaluation episodes)
-    seed = derive_seed(cfg.seed, "evaluate")
+    # cfg.data_seed for every method and budget: a larger budget's data start with the smaller
+    # budget's episodes, and every method meets the same evaluation episodes
     with ProgressBar("evaluate", len(adapters) * len(cfg.budgets), enabled=progress) as bar:
         for name, adapter in adapters.items():
             entry: dict[str, Any] = {"nr": {}, "return": {}, "gain": {}, "adapter": adapter.describe()}
             for budget in cfg.budgets:
                 curve = adaptation_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
                                          steps=cfg.steps, eval_episodes=cfg.eval_episodes,
-                                         seed=seed, device=device)
+                                         seed=cfg.data_seed, device=device)
                 ret = {k: v.cpu().numpy().astype(float) for k, v in curve.items()}
                 nr = {k: normalized(v, rand, oracle) for k, v in ret.items()}
                 entry["return"][str(budget)] = {str(k): interval(v, cfg.bootstrap_reps, cfg.seed)
