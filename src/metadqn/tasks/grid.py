@@ -48,3 +48,16 @@ def bfs_distance(walls: np.ndarray, source: tuple[int, int]) -> np.ndarray:
                 dist[nr, nc] = dist[r, c] + 1
                 queue.append((nr, nc))
     return dist
+
+
+def successors(walls: np.ndarray) -> np.ndarray:
+    """Flat successor cell ``[cell, action]`` of an ``[N, N]`` grid: a move into a wall or off
+    the grid stays put."""
+    n = walls.shape[0]
+    r, c = np.divmod(np.arange(n * n), n)
+    out = np.zeros((n * n, len(MOVES)), dtype=int)
+    for a, (dr, dc) in enumerate(MOVES):
+        nr, nc = np.clip(r + dr, 0, n - 1), np.clip(c + dc, 0, n - 1)
+        blocked = walls[nr, nc]
+        out[:, a] = np.where(blocked, r, nr) * n + np.where(blocked, c, nc)
+    return out

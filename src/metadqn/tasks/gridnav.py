@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .base import BatchedEnv, Param, Task, TaskError, TaskFamily
-from .grid import MOVES, bfs_distance, obstacle_layout
+from .grid import MOVES, bfs_distance, obstacle_layout, successors
 from .gridnav_limits import GridNavLimits
 
 STARTS = ("center", "corner", "random")
@@ -101,23 +101,15 @@ class GridNavFamily(GridNavLimits, TaskFamily):
     def _dp_return(self, task: Task, optimal: bool) -> float:
         walls = self.walls(task)
         n, goal = self.size, tuple(task["goal"])
-        dist = bfs_distance(walls, goal)
-        nxt = np.zeros((n, n, 4, 2), dtype=int)  # successor cell per (cell, action)
-        for a, (dr, dc) in enumerate(MOVES):
-            r, c = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-            nr, nc = np.clip(r + dr, 0, n - 1), np.clip(c + dc, 0, n - 1)
-            blocked = walls[nr, nc]
-            nxt[:, :, a, 0] = np.where(blocked, r, nr)
-            nxt[:, :, a, 1] = np.where(blocked, c, nc)
-        at_goal = (nxt[..., 0] == goal[0]) & (nxt[..., 1] == goal[1])  # [n, n, 4]
-        if self.reward == "dense":
-            reward = -dist[nxt[..., 0], nxt[..., 1]] / n
-        else:
-            reward = at_goal.astype(float)
-        value = np.zeros((n, n))
+        dist = bfs_distance(walls, goal).reshape(-1)
+        nxt = successors(walls)                                    # [cell, action]
+        at_goal = nxt == goal[0] * n + goal[1]
+        reward = -dist[nxt] / n if self.reward == "dense" else at_goal.astype(float)
+        value = np.zeros(n * n)
         for _ in range(self.max_episode_steps):
-            q = reward + np.where(at_goal, 0.0, value[nxt[..., 0], nxt[..., 1]])
+            q = reward + np.where(at_goal, 0.0, value[nxt])
             value = q.max(-1) if optimal else q.mean(-1)
+        value = value.reshape(n, n)
         start = self.start_cell()
         if start is not None:
             return float(value[start])

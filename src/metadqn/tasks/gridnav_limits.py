@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .base import Task
-from .grid import MOVES, bfs_distance
+from .grid import bfs_distance, successors
 
 
 class GridNavLimits:
@@ -74,7 +74,7 @@ class GridNavLimits:
             return None
         goals = self.goal_posterior(task, data)
         n, walls = self.size, self.walls(task)
-        nxt = self._successors(walls)
+        nxt = successors(walls)
         dist = {g: bfs_distance(walls, g).reshape(-1) for g in goals}
         flat = {g: g[0] * n + g[1] for g in goals}
         sparse = self.reward == "sparse"
@@ -118,21 +118,10 @@ class GridNavLimits:
             cell = nc
         return total
 
-    def _successors(self, walls: np.ndarray) -> np.ndarray:
-        """Flat successor cell ``[cell, action]``."""
-        n = self.size
-        r, c = np.divmod(np.arange(n * n), n)
-        out = np.zeros((n * n, 4), dtype=int)
-        for a, (dr, dc) in enumerate(MOVES):
-            nr, nc = np.clip(r + dr, 0, n - 1), np.clip(c + dc, 0, n - 1)
-            blocked = walls[nr, nc]
-            out[:, a] = np.where(blocked, r, nr) * n + np.where(blocked, c, nc)
-        return out
-
     def _best_path(self, task: Task, goals: Sequence[tuple[int, int]]) -> list[int]:
         """Actions of the open-loop path maximising the mean return over ``goals``."""
         n, walls = self.size, self.walls(task)
-        nxt = self._successors(walls)
+        nxt = successors(walls)
         n_goals, masks = len(goals), 1 << len(goals)
         flat = [g[0] * n + g[1] for g in goals]
         if self.reward == "dense":
@@ -163,7 +152,7 @@ class GridNavLimits:
     def _path_return(self, task: Task, goal: tuple[int, int], path: Sequence[int]) -> float:
         """Undiscounted return of following ``path`` from the start on the task with ``goal``."""
         n, walls = self.size, self.walls(task)
-        nxt, dist = self._successors(walls), bfs_distance(walls, goal).reshape(-1)
+        nxt, dist = successors(walls), bfs_distance(walls, goal).reshape(-1)
         cell, total, target = self.start_cell()[0] * n + self.start_cell()[1], 0.0, goal[0] * n + goal[1]
         for a in path:
             cell = nxt[cell, a]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .base import BatchedEnv, Param, Task, TaskError, TaskFamily
-from .grid import MOVES
+from .grid import MOVES, successors
 
 
 class PreferenceFamily(TaskFamily):
@@ -80,8 +80,7 @@ class PreferenceFamily(TaskFamily):
         ``cells``/``types`` ``[L, M]`` by DP over (cell, collected items)."""
         n, m, horizon = self.size, self.items, self.max_episode_steps
         n_layouts, masks = cells.shape[0], 1 << m
-        r, c = np.divmod(np.arange(n * n), n)
-        nxt = np.stack([np.clip(r + dr, 0, n - 1) * n + np.clip(c + dc, 0, n - 1) for dr, dc in MOVES], 1)
+        nxt = successors(np.zeros((n, n), dtype=bool))                                          # [cell, action]
         item_at = np.full((n_layouts, n * n), -1)
         item_at[np.arange(n_layouts)[:, None], cells] = np.arange(m)                             # [L, cell]
         value_of = np.asarray(weights, dtype=float)[types]                                        # [L, M]
