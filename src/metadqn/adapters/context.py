@@ -30,7 +30,7 @@ from torch import nn
 from torch.func import vmap
 
 from ..meta.maml import InnerLoop, gradient_steps
-from ..nets import Params, q_values
+from ..nets import Params, init_params, q_values
 from ..replay import Batch
 from ..td import TDLoss, td_loss
 from .base import Adapter, State, SupportSpec
@@ -38,11 +38,12 @@ from .base import Adapter, State, SupportSpec
 PREFIX = "model."
 
 
-class ModelHead:
+class ModelHead(nn.Module):
     """m(s, a; c) → (r̂, Δŝ): an MLP on [flattened observation, one-hot action, context],
-    evaluated on a parameter dict (keys ``model.{i}.weight/bias``)."""
+    evaluated on a parameter dict (keys ``model.layers.{i}.weight/bias``)."""
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, context: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
         self.obs_dim = int(torch.Size(obs_shape).numel())
         self.n_actions, self.context = int(n_actions), int(context)
         self.layers = nn.ModuleList()
@@ -52,12 +53,7 @@ class ModelHead:
             width = h
 
     def init_params(self, seed: int) -> Params:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for layer in self.layers:
-                layer.reset_parameters()
-        return {f"{PREFIX}{i}.{name}": p.detach().clone()
-                for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()}
+        return {PREFIX + k: v for k, v in init_params(self, seed).items()}
 
     def predict(self, params: Params, obs: torch.Tensor, action: torch.Tensor,
                 context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +64,7 @@ class ModelHead:
         x = torch.cat((x, one_hot, context.expand(x.shape[0], -1)), dim=1)
         last = len(self.layers) - 1
         for i in range(last + 1):
-            x = F.linear(x, params[f"{PREFIX}{i}.weight"], params[f"{PREFIX}{i}.bias"])
+            x = F.linear(x, params[f"{PREFIX}layers.{i}.weight"], params[f"{PREFIX}layers.{i}.bias"])
             if i < last:
                 x = F.relu(x)
         return x[:, 0], x[:, 1:]

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets import Params
+from ..nets import Params, init_params
 from ..replay import Batch
 from ..td import TDLoss
 from .base import State, SupportSpec
@@ -26,11 +26,12 @@ from .context import ContextModelAdapter, ModelHead
 PREFIX = "encoder."
 
 
-class SetEncoder:
+class SetEncoder(nn.Module):
     """c = W [mean_i φ(xᵢ); max_i φ(xᵢ)] + b over the transitions xᵢ of one instance's support,
     evaluated on a parameter dict (keys ``encoder.*``)."""
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, code: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
         self.obs_dim = int(torch.Size(obs_shape).numel())
         self.n_actions, self.code = int(n_actions), int(code)
         self.layers = nn.ModuleList()
@@ -41,14 +42,7 @@ class SetEncoder:
         self.out = nn.Linear(2 * width, self.code)
 
     def init_params(self, seed: int) -> Params:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for layer in (*self.layers, self.out):
-                layer.reset_parameters()
-        params = {f"{PREFIX}{i}.{name}": p.detach().clone()
-                  for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()}
-        params.update({f"{PREFIX}out.{name}": p.detach().clone() for name, p in self.out.named_parameters()})
-        return params
+        return {PREFIX + k: v for k, v in init_params(self, seed).items()}
 
     def encode(self, params: Params, batch: Batch) -> torch.Tensor:
         """The code ``[code]`` of one instance's transitions ``batch`` (``[batch, ...]``)."""
@@ -58,7 +52,7 @@ class SetEncoder:
         x = torch.cat((obs, one_hot, batch.returns.unsqueeze(-1), nxt - obs, (batch.discount > 0).to(obs.dtype)
                        .unsqueeze(-1)), dim=1)
         for i in range(len(self.layers)):
-            x = F.relu(F.linear(x, params[f"{PREFIX}{i}.weight"], params[f"{PREFIX}{i}.bias"]))
+            x = F.relu(F.linear(x, params[f"{PREFIX}layers.{i}.weight"], params[f"{PREFIX}layers.{i}.bias"]))
         pooled = torch.cat((x.mean(0), x.max(0).values))
         return F.linear(pooled, params[f"{PREFIX}out.weight"], params[f"{PREFIX}out.bias"])
 
