@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,tensorboard]'
+	$(BIN)/pip install --quiet -e '.[test,tensorboard,ray]'
 	@# optional families (Box2D's LunarLander, highway-env): their tests are skipped if these fail to install
 	$(BIN)/pip install --quiet -e '.[box2d,highway]' || echo "optional extras box2d/highway not installed: their tests will be skipped"
 	touch $(STAMP)

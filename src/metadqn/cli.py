@@ -16,10 +16,12 @@ from typing import Any, Sequence
 from .checkpoint import CheckpointError
 from .config import ConfigError, apply_overrides, from_dict, load_json
 from .meta.config import ALGOS
+from .plugins import PluginError, import_plugin
 from .runlog import TrainingInterrupted
+from .scale import ScaleError
 from .tasks import MissingExtra, TaskError, UserCodeError, list_families, make_family
 
-USER_ERRORS = (TaskError, ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, ValueError)
+USER_ERRORS = (TaskError, ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, ValueError, ScaleError)
 
 
 def _family_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,6 +116,10 @@ RESUME_FIXED = ("family", "family_options", "config", "set", "algo", "seed")
 def cmd_train(args: argparse.Namespace) -> int:
     from .learner import MetaConfig, summarize
     from .runs import resume_meta_run, start_meta_run
+    from .scale.rollout import RolloutWorkers, check_family
+    if args.address and not args.rollout_workers:
+        raise ConfigError("--address names the Ray cluster of --rollout-workers; give --rollout-workers N too")
+    workers = RolloutWorkers(args.rollout_workers, address=args.address) if args.rollout_workers else None
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED if getattr(args, name, None)]
         if given:
@@ -130,9 +136,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if preset:
             print(f"{config.algo} defaults: " + ", ".join(f"{k}={v}" for k, v in preset.items())
                   + " (override with --set)")
+        if workers is not None:
+            check_family(family)
         learner = start_meta_run(args.out, family, config, overwrite=args.overwrite)
     out = Path(args.out)
-    learner.meta_train(out_dir=out, progress=not args.quiet)
+    if workers is not None:
+        print(f"stepping the environments on {workers.n} Ray rollout worker(s)")
+    learner.meta_train(out_dir=out, progress=not args.quiet, workers=workers)
     print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
     if learner.test_tasks:
         k = learner.config.inner_steps
@@ -269,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(a set encoder infers the context)")
     p.add_argument("--iterations", type=int, default=None, help="meta-updates (config iterations)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--rollout-workers", type=int, default=0, metavar="N",
+                   help="step the environments of a from_gymnasium family (slow simulators) on N Ray actors; "
+                        "same transitions as 0 (default: all in this process). Needs metadqn[ray]")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster for --rollout-workers ('auto', HOST:PORT, ray://HOST:10001; default: a local one)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("adapt", help="adapt a meta-trained Q-network to one task")
@@ -321,33 +336,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser
-
-
-class PluginError(Exception):
-    """A module given with --import could not be imported (the message says where)."""
-
-
-def import_plugin(name: str) -> None:
-    """Import ``name``: a module on the Python path (``my_envs``) or a file (``path/to/envs.py``)."""
-    import importlib
-    import importlib.util
-    import traceback
-    try:
-        if name.endswith(".py") or os.sep in name:
-            path = Path(name)
-            if not path.is_file():
-                raise PluginError(f"--import {name}: no such file")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[path.stem] = module
-            spec.loader.exec_module(module)
-        else:
-            importlib.import_module(name)
-    except PluginError:
-        raise
-    except Exception as e:  # an error in the user's module: name it and where it happened
-        frame = traceback.extract_tb(e.__traceback__)[-1]
-        raise PluginError(f"--import {name}: {type(e).__name__}: {e} ({frame.filename}:{frame.lineno})") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

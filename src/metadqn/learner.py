@@ -24,6 +24,7 @@ from .nets import Params, build_qnet, init_params
 from .progress import ProgressBar
 from .replay import TaskReplay
 from .runlog import GracefulStop, TrainingInterrupted, open_metrics
+from .scale.rollout import RolloutWorkers, make_env
 from .seeding import derive_seed
 from .stats import normalized
 from .tasks import Task, TaskFamily, make_family
@@ -122,14 +123,16 @@ class MAMLDQN:
     # -- meta-training --------------------------------------------------------------------
     def meta_train(self, train_tasks: Sequence[Task] | None = None, iterations: int | None = None,
                    test_tasks: Sequence[Task] | None = None, out_dir: str | Path | None = None,
-                   progress: bool | None = None) -> "MAMLDQN":
+                   progress: bool | None = None, workers: RolloutWorkers | None = None) -> "MAMLDQN":
         """Meta-train until ``iterations`` iterations in total (default ``config.iterations``;
         continuing from :attr:`iteration` after :meth:`load`). Without ``train_tasks`` the
         learner's own (after :meth:`load`) or the config's :meth:`split` are used. With
         ``out_dir``: metrics in ``metrics.jsonl`` and TensorBoard, checkpoints in
         ``checkpoint.safetensors`` (run directories: :mod:`metadqn.runs`). SIGINT or SIGTERM
         finishes the current iteration, saves a checkpoint and raises
-        :class:`~metadqn.runlog.TrainingInterrupted`; a second signal stops at once."""
+        :class:`~metadqn.runlog.TrainingInterrupted`; a second signal stops at once. ``workers``:
+        step a ``from_gymnasium`` family's environments on Ray actors (same transitions;
+        :mod:`metadqn.scale.rollout`)."""
         cfg = self.config
         if train_tasks is None and not self.train_tasks:
             train_tasks, split_test = self.split()
@@ -146,8 +149,8 @@ class MAMLDQN:
         if not isinstance(cfg.task_weights, str):
             validate_weights(cfg.task_weights, len(self.train_tasks))
         total = iterations if iterations is not None else cfg.iterations
-        env = self.family.make_batched(self.train_tasks, cfg.envs_per_task, device=self.device,
-                                       seed=derive_seed(cfg.seed, "meta-env"))
+        env = make_env(self.family, self.train_tasks, cfg.envs_per_task, device=self.device,
+                       seed=derive_seed(cfg.seed, "meta-env"), workers=workers)
         if self._env_state is not None:
             env.generator.set_state(self._env_state)
         n = len(self.train_tasks) * cfg.envs_per_task
@@ -192,6 +195,7 @@ class MAMLDQN:
                     if stopping:
                         raise TrainingInterrupted(self.iteration, checkpoint)
         finally:
+            env.close()
             if logger:
                 logger.close()
         return self

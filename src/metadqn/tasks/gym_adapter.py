@@ -18,6 +18,8 @@ A task is one value per parameter. How the values reach the environment (``sette
 Many tasks x environments are stepped through one ``gymnasium.vector.SyncVectorEnv``
 (autoreset disabled; the family resets finished environments itself), so the batched
 interface is the same as the built-in families', at the speed of the wrapped environment.
+A slow simulator can instead be stepped on Ray actors (``make_batched(..., vector_env=)``,
+see :mod:`metadqn.scale.rollout`); the transitions are the same.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ from gymnasium.vector.utils import batch_space
 from .base import BatchedEnv, Param, Task, TaskError, TaskFamily, UserCodeError, user_frame
 
 Setter = Callable[[gym.Env, dict[str, Any]], None]
+EnvFn = Callable[[], gym.Env]
+# builds the object that steps ``fns`` (``reset(seed=, options={"reset_mask"})``, ``step``, ``close``
+# as a SyncVectorEnv with autoreset disabled); observations in ``space``
+VectorFactory = Callable[["GymnasiumFamily", Sequence[EnvFn], gym.spaces.Box], Any]
+
+
+def sync_vector(family: "GymnasiumFamily", fns: Sequence[EnvFn], space: gym.spaces.Box) -> SyncVectorEnv:
+    """The default: every environment in this process, one ``SyncVectorEnv`` (autoreset disabled)."""
+    return SyncVectorEnv(list(fns), autoreset_mode=AutoresetMode.DISABLED,
+                         observation_mode=(batch_space(space, len(fns)), space))
 
 
 class MissingExtra(TaskError):
@@ -130,8 +142,12 @@ class GymnasiumFamily(TaskFamily):
 
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
-                     dtype: torch.dtype = torch.float32) -> "GymnasiumBatched":
-        return GymnasiumBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
+                     dtype: torch.dtype = torch.float32, vector_env: VectorFactory = sync_vector
+                     ) -> "GymnasiumBatched":
+        """``tasks x envs_per_task`` copies of the env; ``vector_env`` says where they are
+        stepped (default: here; :class:`metadqn.scale.rollout.RayVector`: on Ray actors)."""
+        return GymnasiumBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype,
+                                vector_env)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "env_id": self.env_id}
@@ -145,14 +161,12 @@ class GymnasiumBatched(BatchedEnv):
     """
 
     def __init__(self, family: GymnasiumFamily, tasks: Sequence[Task], envs_per_task: int,
-                 device: Any, seed: int | None, dtype: torch.dtype) -> None:
+                 device: Any, seed: int | None, dtype: torch.dtype, vector_env: VectorFactory = sync_vector) -> None:
         super().__init__(family, tasks, envs_per_task, device, seed, dtype)
         fns = [(lambda t=t: family._make(None, t.params, family.max_episode_steps))
                for t in self.tasks for _ in range(envs_per_task)]
         # one declared observation space for all (bounds may differ per task, e.g. with a length)
-        space = family.observation_space
-        self.vector = self._user_call("creating the env", lambda: SyncVectorEnv(
-            fns, autoreset_mode=AutoresetMode.DISABLED, observation_mode=(batch_space(space, len(fns)), space)))
+        self.vector = self._user_call("creating the env", lambda: vector_env(family, fns, family.observation_space))
         self._obs = np.zeros((len(fns), *self.obs_shape), dtype=np.float32)
         self._inner_truncated = torch.zeros(self.batch_shape, dtype=torch.bool, device=self.device)
         self.episode_seeds = np.zeros(self.batch_shape, dtype=np.int64)
