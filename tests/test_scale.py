@@ -110,3 +110,62 @@ def test_workers_need_a_from_gymnasium_family_and_enough_cpus(cluster, tmp_path,
     assert "--rollout-workers" in capsys.readouterr().err
     with pytest.raises(ScaleError, match=">= 0"):
         RolloutWorkers(-1)
+
+
+SWEEP = dict(base={"iterations": 4, "n_train_tasks": 6, "n_test_tasks": 3, "eval_every": 0, "checkpoint_every": 2})
+
+
+def test_a_two_trial_sweep_scores_each_run_and_writes_its_table(cluster, tmp_path):
+    from metadqn.runs import resume_meta_run
+    from metadqn.scale.sweep import SweepConfig, headline, run_sweep
+    settings = SweepConfig(eval_seeds=2)
+    out = tmp_path / "sw"
+    summary = run_sweep("gridnav", {"inner_lr": [0.5, 2.0]}, out=out, settings=settings, verbose=False, **SWEEP)
+    assert summary["complete"] and len(summary["trials"]) == 2
+    assert {r["values"]["inner_lr"] for r in summary["trials"]} == {0.5, 2.0}
+    for row in summary["trials"]:
+        assert row["status"] == "done" and row["iterations"] == 4 and row["wall_s"] > 0
+        assert row["nr"]["ci_low"] <= row["nr"]["mean"] <= row["nr"]["ci_high"]
+        # the score is the evaluation protocol's NR of that very run
+        again = headline(resume_meta_run(row["run"]), json.loads((out / "references.json").read_text()), settings)
+        assert again["nr"] == pytest.approx(row["nr"])
+    means = [r["nr"]["mean"] for r in summary["trials"]]
+    assert means == sorted(means, reverse=True) and summary["best"] == summary["trials"][0]["name"]
+    table = (out / "sweep.md").read_text()
+    assert table.count("| done |") == 2 and (out / "sweep.png").stat().st_size > 1000
+    # the best config trains as it is
+    best = json.loads((out / "best_config.json").read_text())
+    assert best["inner_lr"] == summary["trials"][0]["values"]["inner_lr"]
+    assert main(["train", "--config", str(out / "best_config.json"), "--iterations", "1", "--quiet",
+                 "--out", str(tmp_path / "best")]) == 0
+
+
+def test_a_sweep_run_again_only_does_what_is_missing(cluster, tmp_path):
+    from metadqn.scale.sweep import SweepConfig, run_sweep
+    settings, out = SweepConfig(eval_seeds=1), tmp_path / "sw"
+    first = run_sweep("gridnav", {"seed": [0, 1]}, out=out, settings=settings, verbose=False, **SWEEP)
+    kept, lost = (out / "trials" / first["trials"][0]["name"]), (out / "trials" / first["trials"][1]["name"])
+    stamp = (kept / "result.json").stat().st_mtime_ns
+    (lost / "result.json").unlink()  # as if interrupted after its last checkpoint
+    again = run_sweep("gridnav", {"seed": [0, 1]}, out=out, settings=settings, verbose=False, **SWEEP)
+    assert (kept / "result.json").stat().st_mtime_ns == stamp  # not run again
+    redone = next(r for r in again["trials"] if r["name"] == lost.name)
+    assert redone["resumed_at"] == 4 and redone["nr"] == first["trials"][1]["nr"]
+    assert len((lost / "metrics.jsonl").read_text().splitlines()) == 4  # continued, not restarted
+    with pytest.raises(Exception, match="holds a different sweep"):
+        run_sweep("gridnav", {"seed": [0, 2]}, out=out, settings=settings, verbose=False, **SWEEP)
+
+
+def test_sweep_input_errors_are_one_line(tmp_path, capsys):
+    from metadqn.scale.sweep import parse_grid, trials
+    assert parse_grid(["inner_lr=[0.1,0.5]", "seed=[0]"]) == {"inner_lr": [0.1, 0.5], "seed": [0]}
+    assert [t["label"] for t in trials({"b": [1, 2], "a": ["x"]}, samples=2)] == [
+        'a="x",b=1,sample=0', 'a="x",b=1,sample=1', 'a="x",b=2,sample=0', 'a="x",b=2,sample=1']
+    for grid, message in ((["inner_lr=0.1"], "JSON list"), (["inner_lr=[]"], "JSON list"),
+                          (["n_test_tasks=[5,10]"], "share the held-out tasks"),
+                          (["inner_lrr=[0.1]"], "inner_lrr")):
+        assert main(["sweep", *sum((["--grid", g] for g in grid), []), "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main(["sweep", "--out", str(tmp_path / "x")]) == 2
+    assert "--grid" in capsys.readouterr().err

@@ -152,6 +152,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .scale.sweep import SweepConfig, parse_grid, run_sweep
+    grid = parse_grid(args.grid or [])
+    if not grid:
+        raise ConfigError("a sweep needs at least one --grid KEY=[v1,v2,...]")
+    base = _config_values(args, {"algo": args.algo, "iterations": args.iterations, "device": args.device})
+    settings = SweepConfig(samples=args.samples, budget=args.budget, eval_seeds=args.eval_seeds,
+                           report_every=args.report_every, early_stop=args.early_stop, grace_period=args.grace_period,
+                           cpus_per_trial=args.cpus_per_trial)
+    summary = run_sweep(args.family or "gridnav", grid, out=args.out, base=base, family_options=_family_options(args),
+                        settings=settings, address=args.address, overwrite=args.overwrite, verbose=not args.quiet)
+    from rich.console import Console
+    from rich.table import Table
+    keys = sorted(grid)
+    table = Table(title=f"sweep on {summary['family']}: {summary['headline']}")
+    for col in (*keys, "status", "NR at K [95% CI]", "wall s"):
+        table.add_column(col)
+    for r in summary["trials"]:
+        nr = r.get("nr")
+        cell = "—" if not nr else (f"{nr['mean']:.2f}" if nr.get("ci_low") is None
+                                   else f"{nr['mean']:.2f} [{nr['ci_low']:.2f}, {nr['ci_high']:.2f}]")
+        table.add_row(*(json.dumps(r["values"][k]) for k in keys), r["status"] + (f": {r['error']}" if "error" in r else ""),
+                      cell, f"{r['wall_s']:.0f}" if r.get("wall_s") else "—")
+    Console().print(table)
+    out = Path(args.out)
+    print(f"results: {out / 'sweep.json'}  table: {out / 'sweep.md'}  plot: {out / 'sweep.png'}")
+    if summary["best_config"]:
+        print(f"best: {summary['best']}; train it with: metadqn train --config {summary['best_config']} --out RUN")
+    if not summary["complete"]:
+        print("not complete: run the same command again to finish the sweep", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
     from .learner import MAMLDQN
     from .runs import warn_if_edited
@@ -285,6 +319,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None,
                    help="Ray cluster for --rollout-workers ('auto', HOST:PORT, ray://HOST:10001; default: a local one)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="meta-train and score a grid of settings in parallel on Ray Tune")
+    p.add_argument("--family", default=None, help="task family (default gridnav)")
+    p.add_argument("--family-options", help="JSON object of family options")
+    p.add_argument("--grid", action="append", metavar="KEY=[V1,V2]",
+                   help="a config field and the values to try, e.g. 'inner_lr=[0.1,0.5]' or 'seed=[0,1,2]' (repeatable; "
+                        "the trials are every combination)")
+    p.add_argument("--config", help="JSON file with the config values every trial starts from")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a config value of every trial (repeatable)")
+    p.add_argument("--algo", choices=list(ALGOS), default=None)
+    p.add_argument("--iterations", type=int, default=None, help="meta-training iterations of every trial")
+    p.add_argument("--samples", type=int, default=1, help="trials per grid point")
+    p.add_argument("--budget", type=int, default=1, help="random support episodes behind the headline NR")
+    p.add_argument("--eval-seeds", type=int, default=5, help="adaptations per held-out task in the headline NR")
+    p.add_argument("--early-stop", action="store_true",
+                   help="ASHA: stop trials whose held-out NR (reported every --report-every iterations) trails")
+    p.add_argument("--report-every", type=int, default=0, help="iterations between NR reports (0: a tenth of the run)")
+    p.add_argument("--grace-period", type=int, default=0,
+                   help="iterations before ASHA may stop a trial (0: a quarter of the run)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--address", default=None, help="Ray cluster ('auto', HOST:PORT, ray://HOST:10001; default: local)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", required=True, help="sweep directory (running the same sweep again there resumes it)")
+    p.add_argument("--overwrite", action="store_true", help="replace a different sweep that --out holds")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("adapt", help="adapt a meta-trained Q-network to one task")
     p.add_argument("run", help="run directory (or checkpoint file) written by `metadqn train`")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -123,7 +123,8 @@ class MAMLDQN:
     # -- meta-training --------------------------------------------------------------------
     def meta_train(self, train_tasks: Sequence[Task] | None = None, iterations: int | None = None,
                    test_tasks: Sequence[Task] | None = None, out_dir: str | Path | None = None,
-                   progress: bool | None = None, workers: RolloutWorkers | None = None) -> "MAMLDQN":
+                   progress: bool | None = None, workers: RolloutWorkers | None = None,
+                   callback: Callable[["MAMLDQN", dict[str, Any]], None] | None = None) -> "MAMLDQN":
         """Meta-train until ``iterations`` iterations in total (default ``config.iterations``;
         continuing from :attr:`iteration` after :meth:`load`). Without ``train_tasks`` the
         learner's own (after :meth:`load`) or the config's :meth:`split` are used. With
@@ -132,7 +133,8 @@ class MAMLDQN:
         finishes the current iteration, saves a checkpoint and raises
         :class:`~metadqn.runlog.TrainingInterrupted`; a second signal stops at once. ``workers``:
         step a ``from_gymnasium`` family's environments on Ray actors (same transitions;
-        :mod:`metadqn.scale.rollout`)."""
+        :mod:`metadqn.scale.rollout`). ``callback(learner, row)`` runs after every iteration
+        is logged and checkpointed (a sweep reports to Ray Tune from it)."""
         cfg = self.config
         if train_tasks is None and not self.train_tasks:
             train_tasks, split_test = self.split()
@@ -192,6 +194,8 @@ class MAMLDQN:
                             self.save(checkpoint)
                     bar.update(1, env_steps=steps_per_iter,
                                **{"updates/s": row["meta_updates_per_s"], "loss": row["query_loss"]}, **shown)
+                    if callback is not None:
+                        callback(self, row)
                     if stopping:
                         raise TrainingInterrupted(self.iteration, checkpoint)
         finally:
