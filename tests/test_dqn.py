@@ -107,6 +107,22 @@ def test_dqn_learns_cartpole_in_a_short_run():
     assert ret >= 150, ret  # random play lasts about 22 steps
 
 
+def test_dqn_callback_sees_the_run_and_can_stop_it():
+    seen = []
+
+    def stop_at_3000(agent, steps):
+        seen.append((steps, len(agent.history)))
+        return steps < 3000
+
+    agent = DQN("cartpole-physics", total_steps=10_000, eval_every=1000, seed=0)
+    agent.learn(progress=False, callback=stop_at_3000, callback_every=1000)
+    assert [s for s, _ in seen] == [1000, 2000, 3000]          # every 1000 env steps (8 envs: 125 iterations)
+    assert [n for _, n in seen] == [1, 2, 3]                    # after that step's evaluation
+    assert agent.history[-1]["env_steps"] == 3000               # and no further
+    with pytest.raises(ValueError, match="callback_every"):
+        agent.learn(progress=False, callback=stop_at_3000, callback_every=0)
+
+
 def test_dqn_save_load_roundtrip(tmp_path):
     agent = DQN("gridnav", total_steps=500, eval_every=0, seed=0)
     agent.learn(progress=False)

@@ -68,13 +68,21 @@ class _Actor:
     """One shard's environments (runs in a Ray worker process)."""
 
     def __init__(self, plugins: list[str], payload: bytes) -> None:
+        import importlib
+
         import cloudpickle
         import gymnasium as gym
         for name in plugins:  # the user's families and env registrations, before their objects unpickle
             import_plugin(name)
         shard = cloudpickle.loads(payload)
-        if shard["spec"] is not None and shard["spec"].id not in gym.registry:
-            gym.registry[shard["spec"].id] = shard["spec"]  # an env registered in the user's script
+        spec = shard["spec"]
+        if spec is not None and isinstance(spec.entry_point, str):  # its package registers its own envs
+            try:
+                importlib.import_module(spec.entry_point.split(":")[0])
+            except ImportError:
+                pass
+        if spec is not None and spec.id not in gym.registry:
+            gym.registry[spec.id] = spec  # an env registered in the user's script
         self.vector = sync_vector(shard["family"], shard["fns"], shard["space"])
 
     def ready(self) -> int:
