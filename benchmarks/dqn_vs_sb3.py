@@ -109,9 +109,18 @@ def ours_config(task: dict[str, Any], settings: str, max_steps: int, seed: int) 
     return DQNConfig(total_steps=max_steps, n_envs=1, net=net, lr=zoo["learning_rate"], batch_size=zoo["batch_size"],
                      buffer_size=zoo["buffer_size"], learning_starts=zoo["learning_starts"],
                      updates_per_step=grad_steps / zoo["train_freq"], gamma=zoo["gamma"], n_step=1, double=False,
-                     target_update=max(1, round(zoo["target_update_interval"] * grad_steps / zoo["train_freq"])),
+                     target_update=_target_period(zoo, grad_steps),
                      eps_fraction=zoo["exploration_fraction"], eps_end=zoo["exploration_final_eps"],
                      grad_clip=10.0, eval_every=0, seed=seed)
+
+
+def _target_period(zoo: dict[str, Any], grad_steps: int) -> int:
+    """SB3's target copy period (env steps) in our units (gradient steps). SB3 trains in bursts
+    of ``gradient_steps`` every ``train_freq`` env steps and copies between bursts, so with
+    ``train_freq >= target_update_interval`` the target moves once per burst."""
+    if zoo["train_freq"] >= zoo["target_update_interval"]:
+        return grad_steps
+    return max(1, round(zoo["target_update_interval"] * grad_steps / zoo["train_freq"]))
 
 
 def ours_run(task: dict[str, Any], seed: int, eval_every: int, episodes: int, max_steps: int,

@@ -1,6 +1,8 @@
 """Context MAML on a model loss: its meta-gradient against an explicit loop, what adapts and
 what does not, the learned step sizes past the trained K, resume, and a short learning run."""
 
+import json
+
 import torch
 
 import metadqn
@@ -177,3 +179,22 @@ def test_encoder_refinement_steps_start_from_the_code_at_every_k():
     assert torch.allclose(adapter.adapt(adapter.prior(), one, 0)["context"], encoder.encode(params, one))
     from metadqn.adaptation import adapt_batch
     assert torch.allclose(adapt_batch(adapter, support, 3)["context"][2], c)
+
+
+def test_a_familys_recommended_settings_fill_only_what_the_user_leaves_unset(tmp_path, capsys):
+    from metadqn.cli import main
+    from metadqn.meta.config import FAMILY_DEFAULTS, MetaConfig
+    preset = FAMILY_DEFAULTS["cartpole-physics"]["context"]
+    assert MAMLDQN("cartpole-physics").config.outer_steps == preset["outer_steps"]
+    mine = MAMLDQN("cartpole-physics", outer_steps=2, eps_query=1.0)
+    assert (mine.config.outer_steps, mine.config.eps_query, mine.config.query_replay) == (2, 1.0, preset["query_replay"])
+    assert MAMLDQN("cartpole-physics", algo="maml").config.outer_steps == 1     # recommended for context only
+    assert MAMLDQN("gridnav").config.outer_steps == 8                           # no preset: the algorithm's default
+    assert MAMLDQN("cartpole-physics", config=MetaConfig()).config.outer_steps == 8  # a config is taken as it is
+    assert main(["train", "--family", "cartpole-physics", "--iterations", "1", "--set", "outer_steps=1",
+                 "--set", "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "eval_every=0", "--quiet",
+                 "--out", str(tmp_path / "cp")]) == 0
+    printed = capsys.readouterr().out
+    assert "recommended for cartpole-physics: query_replay=4000, eps_query=0.3, envs_per_task=2" in printed
+    saved = json.loads((tmp_path / "cp" / "config.json").read_text())["config"]
+    assert (saved["outer_steps"], saved["query_replay"], saved["n_train_tasks"]) == (1, 4000, 2)

@@ -58,7 +58,7 @@ def test_one_and_two_workers_step_the_same_transitions_as_none(cluster):
     local, _ = _transitions(family, tasks, None)
     one, v1 = _transitions(family, tasks, RolloutWorkers(1))
     two, v2 = _transitions(family, tasks, RolloutWorkers(2))
-    assert len(v1.actors) == 1 and len(v2.actors) == 2 and v2.bounds == [(0, 3), (3, 6)]
+    assert len(v1.bounds) == 1 and v2.bounds == [(0, 3), (3, 6)]
     assert torch.equal(local, one) and torch.equal(local, two)
     assert int((local != 0).sum()) > 1000  # real data: episodes ended (25 steps) and restarted
 
@@ -73,6 +73,25 @@ def test_a_killed_worker_is_replaced_and_its_episodes_replayed(cluster):
     assert torch.equal(local, survived)
     with pytest.raises(ScaleError, match="died 1 times"):
         _transitions(family, tasks, RolloutWorkers(2, max_restarts=0), kill=(5, 0))
+
+
+def test_one_pool_serves_every_env_made_inside_rollout_workers(cluster):
+    from metadqn.rollout import greedy_returns
+    from metadqn.scale.rollout import WorkerPool, rollout_workers
+    from metadqn.tasks.gym_adapter import sync_vector
+    family = _acrobot()
+    tasks = family.split(3, 1, seed=0)[0]
+    random_q = lambda obs: torch.zeros(*obs.shape[:2], 3)  # noqa: E731  (epsilon=1: uniformly random)
+    here = greedy_returns(family, tasks, random_q, episodes=2, seed=4, epsilon=1.0)
+    with rollout_workers(family, RolloutWorkers(2)):
+        pool = family.vector_env
+        assert isinstance(pool, WorkerPool)
+        first = family.make_batched(tasks, 2, seed=0)
+        second = family.make_batched(tasks, 1, seed=0)
+        assert first.vector.actors == second.vector.actors == pool.actors  # started once, lent to both
+        there = greedy_returns(family, tasks, random_q, episodes=2, seed=4, epsilon=1.0)
+    assert torch.equal(here, there) and bool((here < 0).all())
+    assert family.vector_env is sync_vector and pool.actors == []
 
 
 def test_meta_training_on_workers_equals_meta_training_here(cluster, tmp_path):

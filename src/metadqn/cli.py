@@ -131,6 +131,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         family = make_family(args.family or "gridnav", **_family_options(args))
         values = _config_values(args, {"algo": args.algo, "iterations": args.iterations, "seed": args.seed,
                                        "device": args.device})
+        recommended = MetaConfig.family_defaults(family.name, values)
+        if recommended:
+            print(f"recommended for {family.name}: " + ", ".join(f"{k}={v}" for k, v in recommended.items())
+                  + " (override with --set)")
+        values = {**recommended, **values}
         config = from_dict(MetaConfig, values)
         preset = MetaConfig.algo_defaults(values)
         if preset:
@@ -243,7 +248,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name = other.config.algo if other.config.algo not in compare and other.config.algo != learner.config.algo \
             else f"{other.config.algo} ({Path(other_run).name})"
         compare[name] = other
-    result = evaluate(learner, tasks, config=config, progress=not args.quiet, compare=compare)
+    from .scale.rollout import RolloutWorkers, rollout_workers
+    if args.address and not args.rollout_workers:
+        raise ConfigError("--address names the Ray cluster of --rollout-workers; give --rollout-workers N too")
+    workers = RolloutWorkers(args.rollout_workers, address=args.address) if args.rollout_workers else None
+    with rollout_workers(learner.family, workers):
+        result = evaluate(learner, tasks, config=config, progress=not args.quiet, compare=compare)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -375,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online", action="store_true",
                    help="also keep adapting during the evaluation episode (context methods; reported apart)")
     p.add_argument("--online-budgets", default="0,1", help="support episodes before the online episode")
+    p.add_argument("--rollout-workers", type=int, default=0, metavar="N",
+                   help="step a from_gymnasium family's envs (every method, baseline and oracle) on N Ray actors")
+    p.add_argument("--address", default=None, help="Ray cluster for --rollout-workers (default: a local one)")
     p.add_argument("--online-every", type=int, default=1, help="env steps between online re-adaptations")
     p.add_argument("--baseline-batch", type=int, default=0,
                    help="transitions per support episode in the baselines' TD steps (0: every transition once)")

@@ -43,9 +43,12 @@ class MAMLDQN:
 
     def __init__(self, family: TaskFamily | str, config: MetaConfig | None = None, **overrides: Any) -> None:
         """Settings: ``config`` (default ``MetaConfig()``) with keyword ``overrides`` on top;
-        settings left unset take their algorithm's default (:data:`~metadqn.meta.config.ALGO_DEFAULTS`)."""
+        settings left unset take their algorithm's default (:data:`~metadqn.meta.config.ALGO_DEFAULTS`).
+        Without ``config``, the family's recommended settings (:data:`~metadqn.meta.config.FAMILY_DEFAULTS`)
+        fill what ``overrides`` leave unset; a ``config`` is taken as it is."""
         self.family = make_family(family) if isinstance(family, str) else family
-        self.config = from_dict(MetaConfig, {**(to_dict(config) if config is not None else {}), **overrides})
+        base = to_dict(config) if config is not None else MetaConfig.family_defaults(self.family.name, overrides)
+        self.config = from_dict(MetaConfig, {**base, **overrides})
         cfg = self.config
         self.device = torch.device(cfg.device)
         obs_shape, n_actions = tuple(self.family.observation_space.shape), int(self.family.action_space.n)

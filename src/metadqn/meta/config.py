@@ -23,6 +23,14 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "context": {"inner_steps": 5, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
     "encoder": {"inner_steps": 0, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
 }
+# Settings measured to work better on one family than the defaults (benchmarks/RESULTS.md has
+# each measurement): a new run of that family and algorithm takes them for every field the user
+# leaves unset, and the CLI prints them. cartpole-physics: balancing needs DQN-scale update
+# counts and query data from longer episodes than uniformly random play reaches.
+FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "cartpole-physics": {"context": {"outer_steps": 32, "query_replay": 4000, "eps_query": 0.3,
+                                     "n_train_tasks": 20, "n_test_tasks": 10, "envs_per_task": 2}},
+}
 TARGETS = ("adapted", "meta")
 INNER_PARAMS = ("all", "context", "head")
 
@@ -137,10 +145,17 @@ class MetaConfig:
         preset = ALGO_DEFAULTS.get(str(values.get("algo", MetaConfig.algo)), {})
         return {k: v for k, v in preset.items() if values.get(k) is None}
 
+    @staticmethod
+    def family_defaults(family: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``family``'s recommended settings (:data:`FAMILY_DEFAULTS`) for the algorithm of
+        ``values`` that ``values`` leave unset."""
+        preset = FAMILY_DEFAULTS.get(family, {}).get(str(values.get("algo", MetaConfig.algo)), {})
+        return {k: v for k, v in preset.items() if values.get(k) is None}
+
     @property
     def first_order(self) -> bool:
         """Whether the meta-gradient ignores the inner loop's second derivatives."""
         return self.algo in ("fomaml", "reptile") or (self.algo in ("context", "encoder") and self.first_order_context)
 
 
-__all__ = ["ALGOS", "ALGO_DEFAULTS", "INNER_PARAMS", "MetaConfig", "TARGETS"]
+__all__ = ["ALGOS", "ALGO_DEFAULTS", "FAMILY_DEFAULTS", "INNER_PARAMS", "MetaConfig", "TARGETS"]

@@ -18,8 +18,9 @@ shard the run stops with the cause.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -49,12 +50,17 @@ class RolloutWorkers:
 
 def make_env(family: TaskFamily, tasks: Sequence[Task], envs_per_task: int, *, device: Any = "cpu",
              seed: int | None = None, workers: RolloutWorkers | None = None) -> BatchedEnv:
-    """``family.make_batched(tasks, envs_per_task)``, stepped on ``workers`` when they are asked for."""
+    """``family.make_batched(tasks, envs_per_task)``, stepped on ``workers`` when they are asked for
+    (their actors live as long as the env; :func:`rollout_workers` shares them between envs)."""
     if workers is None or workers.n == 0:
         return family.make_batched(tasks, envs_per_task, device=device, seed=seed)
     check_family(family)
-    return family.make_batched(tasks, envs_per_task, device=device, seed=seed,
-                               vector_env=lambda fam, fns, space: RayVector(fam, fns, space, workers))
+    if isinstance(getattr(family, "vector_env", None), WorkerPool):  # already inside rollout_workers()
+        return family.make_batched(tasks, envs_per_task, device=device, seed=seed)
+    pool = WorkerPool(workers)
+    env = family.make_batched(tasks, envs_per_task, device=device, seed=seed, vector_env=pool)
+    env.vector.owns_pool = True
+    return env
 
 
 def check_family(family: TaskFamily) -> None:
@@ -64,16 +70,44 @@ def check_family(family: TaskFamily) -> None:
                          "rollout workers are for families made with from_gymnasium (simulators stepped one by one)")
 
 
-class _Actor:
-    """One shard's environments (runs in a Ray worker process)."""
+@contextmanager
+def rollout_workers(family: TaskFamily, workers: RolloutWorkers | None) -> Iterator[None]:
+    """Inside, every ``family.make_batched`` (training, evaluation, baselines) steps its envs on
+    one pool of ``workers`` actors, started once; nothing changes when ``workers`` is None or 0."""
+    if workers is None or workers.n == 0:
+        yield
+        return
+    check_family(family)
+    pool = WorkerPool(workers)
+    previous = family.vector_env
+    family.vector_env = pool
+    try:
+        yield
+    finally:
+        family.vector_env = previous
+        pool.close()
 
-    def __init__(self, plugins: list[str], payload: bytes) -> None:
+
+class _Actor:
+    """One shard's environments (runs in a Ray worker process); a new shard replaces the last."""
+
+    def __init__(self) -> None:
+        self.vector: Any = None
+        self._plugins: set[str] = set()
+
+    def ready(self) -> int:
+        import os
+        return os.getpid()
+
+    def setup(self, plugins: list[str], payload: bytes) -> None:
         import importlib
 
         import cloudpickle
         import gymnasium as gym
         for name in plugins:  # the user's families and env registrations, before their objects unpickle
-            import_plugin(name)
+            if name not in self._plugins:
+                import_plugin(name)
+                self._plugins.add(name)
         shard = cloudpickle.loads(payload)
         spec = shard["spec"]
         if spec is not None and isinstance(spec.entry_point, str):  # its package registers its own envs
@@ -83,11 +117,8 @@ class _Actor:
                 pass
         if spec is not None and spec.id not in gym.registry:
             gym.registry[spec.id] = spec  # an env registered in the user's script
+        self.close()
         self.vector = sync_vector(shard["family"], shard["fns"], shard["space"])
-
-    def ready(self) -> int:
-        import os
-        return os.getpid()
 
     def reset(self, seeds: list[int], mask: np.ndarray) -> np.ndarray:
         obs, _ = self.vector.reset(seed=seeds, options={"reset_mask": mask})
@@ -106,7 +137,9 @@ class _Actor:
                 env.step(a)
 
     def close(self) -> None:
-        self.vector.close()
+        if self.vector is not None:
+            self.vector.close()
+            self.vector = None
 
 
 _ACTOR_CLASS: Any = None
@@ -119,19 +152,51 @@ def _actor_class() -> Any:
     return _ACTOR_CLASS
 
 
-class RayVector:
-    """A ``SyncVectorEnv``'s ``reset``/``step``/``close`` over shards stepped by Ray actors."""
+class WorkerPool:
+    """``workers.n`` Ray actors, started once; called as a ``vector_env`` factory it lends
+    them to one batched env (:class:`RayVector`)."""
 
-    def __init__(self, family: GymnasiumFamily, fns: Sequence[EnvFn], space: Any, workers: RolloutWorkers) -> None:
-        import cloudpickle
-        import gymnasium as gym
-        ray = connect(workers.address)
-        n = min(workers.n, len(fns))
+    def __init__(self, workers: RolloutWorkers) -> None:
+        self.ray = connect(workers.address)
         available = cluster_cpus()
-        if n * workers.cpus_per_worker > available:
-            raise ScaleError(f"{n} rollout workers x {workers.cpus_per_worker:g} CPU need more than the "
+        if workers.n * workers.cpus_per_worker > available:
+            raise ScaleError(f"{workers.n} rollout workers x {workers.cpus_per_worker:g} CPU need more than the "
                              f"{available:g} CPUs of the Ray cluster; ask for fewer or add nodes (ray start)")
         self.workers = workers
+        self.actors = [self._start() for _ in range(workers.n)]
+        self.ray.get([a.ready.remote() for a in self.actors])
+        self.restarts = [0] * workers.n
+
+    def _start(self) -> Any:
+        return _actor_class().options(num_cpus=self.workers.cpus_per_worker).remote()
+
+    def replace(self, i: int, cause: Exception) -> Any:
+        """A new actor in place of dead actor ``i`` (a ScaleError after ``max_restarts``)."""
+        if self.restarts[i] >= self.workers.max_restarts:
+            raise ScaleError(f"rollout worker {i} died {self.restarts[i] + 1} times (max_restarts="
+                             f"{self.workers.max_restarts}); last cause: {cause}") from cause
+        self.restarts[i] += 1
+        self.actors[i] = self._start()
+        return self.actors[i]
+
+    def __call__(self, family: GymnasiumFamily, fns: Sequence[EnvFn], space: Any) -> "RayVector":
+        return RayVector(self, family, fns, space)
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+
+
+class RayVector:
+    """A ``SyncVectorEnv``'s ``reset``/``step``/``close`` over shards stepped by a pool's actors."""
+
+    def __init__(self, pool: WorkerPool, family: GymnasiumFamily, fns: Sequence[EnvFn], space: Any) -> None:
+        import cloudpickle
+        import gymnasium as gym
+        self.pool, self.owns_pool = pool, False
+        self._ray = pool.ray
+        n = min(len(pool.actors), len(fns))
         self.n_envs = len(fns)
         self.bounds = [(int(s[0]), int(s[-1]) + 1) for s in np.array_split(np.arange(len(fns)), n)]
         try:
@@ -141,51 +206,50 @@ class RayVector:
         self._payloads = [cloudpickle.dumps({"family": family, "fns": list(fns[lo:hi]), "space": space, "spec": spec})
                           for lo, hi in self.bounds]
         self._plugins = imported()
-        self.actors: list[Any] = [None] * n
-        self.restarts = [0] * n
         # what rebuilds a shard: each environment's episode seed and the actions of its episode
         self._seeds: list[int | None] = [None] * len(fns)
         self._episodes: list[list[int]] = [[] for _ in fns]
-        for i in range(n):
-            self.actors[i] = self._start(i)
-        self._ray = ray
+        self._call("setup", {i: (self._plugins, self._payloads[i]) for i in range(n)})
 
-    def _start(self, i: int) -> Any:
-        ray = require_ray()
-        actor = _actor_class().options(num_cpus=self.workers.cpus_per_worker).remote(self._plugins, self._payloads[i])
-        try:
-            ray.get(actor.ready.remote())
-        except ray.exceptions.RayTaskError as e:  # the user's env failed to build: that error, not Ray's
-            raise e.as_instanceof_cause() from None
-        return actor
+    @property
+    def actors(self) -> list[Any]:
+        return self.pool.actors[: len(self.bounds)]
+
+    @property
+    def restarts(self) -> list[int]:
+        return self.pool.restarts[: len(self.bounds)]
 
     def _restart(self, i: int, cause: Exception) -> None:
-        if self.restarts[i] >= self.workers.max_restarts:
-            raise ScaleError(f"rollout worker {i} died {self.restarts[i] + 1} times (max_restarts="
-                             f"{self.workers.max_restarts}); last cause: {cause}") from cause
-        self.restarts[i] += 1
         lo, hi = self.bounds[i]
-        self.actors[i] = self._start(i)
+        actor = self.pool.replace(i, cause)
+        self._get(actor.setup.remote(self._plugins, self._payloads[i]))
         if self._seeds[lo] is not None:
-            self._ray.get(self.actors[i].restore.remote([int(s) for s in self._seeds[lo:hi]],
-                                                        [list(e) for e in self._episodes[lo:hi]]))
+            self._get(actor.restore.remote([int(s) for s in self._seeds[lo:hi]],
+                                           [list(e) for e in self._episodes[lo:hi]]))
+
+    def _get(self, ref: Any) -> Any:
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.RayTaskError as e:  # the user's env raised: that error, for the caller to name
+            raise e.as_instanceof_cause() from None
 
     def _call(self, method: str, args: dict[int, tuple]) -> dict[int, Any]:
         """``actor.method(*args[i])`` on the shards in ``args`` in parallel; a dead actor is
-        replaced and its call made again."""
-        ray = self._ray
-        pending = {i: getattr(self.actors[i], method).remote(*a) for i, a in args.items()}
+        replaced (its shard rebuilt and replayed) and its call made again."""
+        pending = {i: getattr(self.pool.actors[i], method).remote(*a) for i, a in args.items()}
         out: dict[int, Any] = {}
         while pending:
             i, ref = next(iter(pending.items()))
             try:
-                out[i] = ray.get(ref)
+                out[i] = self._get(ref)
                 del pending[i]
-            except ray.exceptions.RayTaskError as e:  # the user's env raised: that error, for the caller to name
-                raise e.as_instanceof_cause() from None
-            except ray.exceptions.RayActorError as e:
+            except self._ray.exceptions.RayActorError as e:
                 self._restart(i, e)
-                pending[i] = getattr(self.actors[i], method).remote(*args[i])
+                if method != "setup":  # a replacement is set up by _restart already
+                    pending[i] = getattr(self.pool.actors[i], method).remote(*args[i])
+                else:
+                    out[i] = None
+                    del pending[i]
         return out
 
     def reset(self, seed: Sequence[int], options: dict[str, Any]) -> tuple[np.ndarray, dict]:
@@ -211,11 +275,11 @@ class RayVector:
         return obs, reward, terminated, truncated, {}
 
     def close(self) -> None:
-        ray = self._ray
-        for actor in self.actors:
-            if actor is not None:
-                ray.kill(actor)
-        self.actors = [None] * len(self.actors)
+        if self.owns_pool:
+            self.pool.close()
+            return
+        if self.pool.actors:
+            self._ray.get([a.close.remote() for a in self.actors])
 
 
-__all__ = ["RayVector", "RolloutWorkers", "check_family", "make_env"]
+__all__ = ["RayVector", "RolloutWorkers", "WorkerPool", "check_family", "make_env", "rollout_workers"]

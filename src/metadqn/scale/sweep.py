@@ -95,12 +95,24 @@ def trials(grid: Mapping[str, Sequence[Any]], samples: int = 1) -> list[dict[str
     return out
 
 
-def _configs(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
+def trial_values(family: str, base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's config values: its grid point over ``base`` over the family's recommended settings."""
+    given = {**base, **values}
+    return {**MetaConfig.family_defaults(family, given), **given}
+
+
+def _configs(family: str, base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
              points: list[dict[str, Any]]) -> list[MetaConfig]:
     fixed = sorted(set(grid) & set(FIXED))
     if fixed:
         raise ConfigError(f"--grid {fixed}: every trial must share the held-out tasks and device; set them with --set")
-    return [from_dict(MetaConfig, {**base, **p["values"]}, where=f"trial {p['label']}") for p in points]
+    configs = [from_dict(MetaConfig, trial_values(family, base, p["values"]), where=f"trial {p['label']}")
+               for p in points]
+    splits = {(c.n_train_tasks, c.n_test_tasks, c.split_seed) for c in configs}
+    if len(splits) > 1:  # e.g. a grid over algo where one algorithm has recommended split sizes for this family
+        raise ConfigError(f"the trials would split the tasks differently {sorted(splits)}; set n_train_tasks and "
+                          "n_test_tasks with --set so every trial meets the same held-out tasks")
+    return configs
 
 
 def _spec(family: str, family_options: Mapping[str, Any], base: Mapping[str, Any], grid: Mapping[str, Any],
@@ -184,8 +196,8 @@ def _run_trial(trial: dict[str, Any], common: dict[str, Any]) -> None:
         learner = resume_meta_run(run)
     else:
         family = make_family(common["family"], **common["family_options"])
-        learner = start_meta_run(run, family, from_dict(MetaConfig, {**common["base"], **trial["values"]}),
-                                 overwrite=True)
+        learner = start_meta_run(run, family, from_dict(MetaConfig, trial_values(common["family"], common["base"],
+                                                                                 trial["values"])), overwrite=True)
     started_at = learner.iteration
     total = learner.config.iterations
     every = settings.report_every or max(1, total // 10)
@@ -217,7 +229,7 @@ def run_sweep(family: str, grid: Mapping[str, Sequence[Any]], *, out: str | Path
     base, family_options = dict(base or {}), dict(family_options or {})
     out = Path(out).resolve()
     points = trials(grid, settings.samples)
-    configs = _configs(base, grid, points)
+    configs = _configs(family, base, grid, points)
     fam = make_family(family, **family_options)
     resumed = _prepare(out, _spec(family, family_options, base, grid, settings), overwrite=overwrite)
     probe = MAMLDQN(fam, configs[0])
@@ -248,7 +260,8 @@ def _tune(todo: list[dict[str, Any]], out: Path, settings: SweepConfig, address:
     from ray import tune
     scheduler = None
     stopped: set[str] = set()  # the trials ASHA stopped (an interrupt also ends trials without a final report)
-    iterations = max(from_dict(MetaConfig, {**common["base"], **p["values"]}).iterations for p in todo)
+    iterations = max(from_dict(MetaConfig, trial_values(common["family"], common["base"], p["values"])).iterations
+                     for p in todo)
     if settings.early_stop:
         scheduler = _asha_class()(time_attr="iteration", max_t=iterations,
                                   grace_period=settings.grace_period or max(1, iterations // 4))

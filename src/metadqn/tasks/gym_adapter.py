@@ -67,6 +67,7 @@ class GymnasiumFamily(TaskFamily):
             raise TaskError(f"{self.name}: setter must be None, 'kwargs' or a callable(env, params), got {setter!r}")
         self.setter = setter
         self.make_kwargs = dict(make_kwargs or {})
+        self.vector_env: VectorFactory = sync_vector  # where make_batched steps its envs (scale.rollout swaps it)
         self._spec_params = self._parse_params(params, defaults or {}, set(integer))
         probe = self._make(None, {p.name: p.default for p in self._spec_params})
         try:
@@ -87,6 +88,11 @@ class GymnasiumFamily(TaskFamily):
         # what a registered factory needs to rebuild this family (saved with every run)
         self.options = {"max_episode_steps": self.max_episode_steps, **dict(options or {})}
         super().__init__(ranges)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["vector_env"] = sync_vector  # a pool of Ray actors stays with the process that made it
+        return state
 
     def _parse_params(self, params: Mapping[str, Sequence[float]], defaults: Mapping[str, Any],
                       integer: set[str]) -> tuple[Param, ...]:
@@ -142,12 +148,13 @@ class GymnasiumFamily(TaskFamily):
 
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
-                     dtype: torch.dtype = torch.float32, vector_env: VectorFactory = sync_vector
+                     dtype: torch.dtype = torch.float32, vector_env: VectorFactory | None = None
                      ) -> "GymnasiumBatched":
         """``tasks x envs_per_task`` copies of the env; ``vector_env`` says where they are
-        stepped (default: here; :class:`metadqn.scale.rollout.RayVector`: on Ray actors)."""
+        stepped (default: the family's ``vector_env``, normally :func:`sync_vector`, here;
+        :mod:`metadqn.scale.rollout` sets a pool of Ray actors)."""
         return GymnasiumBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype,
-                                vector_env)
+                                vector_env or self.vector_env)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "env_id": self.env_id}
