@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'meta
 from metadqn import MAMLDQN  # noqa: E402
 from metadqn.cli import main  # noqa: E402
 from metadqn.families import from_gymnasium  # noqa: E402
-from metadqn.scale import RolloutWorkers, ScaleError, make_env  # noqa: E402
+from metadqn.scale import RolloutWorkers, ScaleError, make_batched  # noqa: E402
 from metadqn.tasks import UserCodeError, make_family  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def _acrobot():
 def _transitions(family, tasks, workers, *, steps=60, kill=None):
     """Every observation, reward and done flag of ``steps`` random-action steps (seeded), and
     the env's vector (to read its restart counts)."""
-    env = make_env(family, tasks, 2, seed=3, workers=workers)
+    env = make_batched(family, tasks, 2, seed=3, workers=workers)
     gen = torch.Generator().manual_seed(0)
     seen = [env.reset()]
     try:
@@ -107,6 +107,23 @@ def test_meta_training_on_workers_equals_meta_training_here(cluster, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["iteration"] == 2
 
 
+def test_evaluate_with_rollout_workers_gives_the_same_result(cluster, tmp_path):
+    from metadqn.tasks import register_family
+    register_family("gym-cartpole-test", lambda max_episode_steps=50: from_gymnasium(
+        "CartPole-v1", {"gravity": (8.0, 12.0)}, max_episode_steps=max_episode_steps), overwrite=True)
+    run = tmp_path / "cp"
+    assert main(["train", "--family", "gym-cartpole-test", "--algo", "maml", "--iterations", "2",
+                 "--set", "n_train_tasks=3", "--set", "n_test_tasks=2", "--set", "envs_per_task=1",
+                 "--set", "eval_every=0", "--quiet", "--out", str(run)]) == 0
+    common = ["evaluate", str(run), "--budgets", "1", "--steps", "0,1", "--seeds", "2", "--eval-episodes", "2",
+              "--baselines", "", "--oracle-steps", "2000", "--quiet"]
+    assert main([*common, "--json", str(tmp_path / "here.json")]) == 0
+    assert main([*common, "--json", str(tmp_path / "there.json"), "--rollout-workers", "2"]) == 0
+    here, there = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("here", "there"))
+    assert here["methods"] == there["methods"] and here["references"] == there["references"]
+    assert here["references"]["oracle_return_mean"] > here["references"]["random_return_mean"] + 5
+
+
 def test_an_error_in_the_users_env_on_a_worker_names_it(cluster):
     def setter(env, p):
         if p["gravity"] > 11.0:
@@ -115,7 +132,7 @@ def test_an_error_in_the_users_env_on_a_worker_names_it(cluster):
     family = from_gymnasium("CartPole-v1", {"gravity": (5.0, 15.0)}, setter, name="rig")
     tasks = [family.validate_task({"gravity": 12.0})]
     with pytest.raises(UserCodeError, match="gravity too high for this rig"):
-        make_env(family, tasks, 1, seed=0, workers=RolloutWorkers(1))
+        make_batched(family, tasks, 1, seed=0, workers=RolloutWorkers(1))
 
 
 def test_workers_need_a_from_gymnasium_family_and_enough_cpus(cluster, tmp_path, capsys):
@@ -124,7 +141,7 @@ def test_workers_need_a_from_gymnasium_family_and_enough_cpus(cluster, tmp_path,
     assert not (tmp_path / "g").exists()
     family = _acrobot()
     with pytest.raises(ScaleError, match="need more than the 2 CPUs"):
-        make_env(family, family.split(3, 1, seed=0)[0], 2, seed=0, workers=RolloutWorkers(3))
+        make_batched(family, family.split(3, 1, seed=0)[0], 2, seed=0, workers=RolloutWorkers(3))
     assert main(["train", "--family", "acrobot-physics", "--address", "auto", "--out", str(tmp_path / "a")]) == 2
     assert "--rollout-workers" in capsys.readouterr().err
     with pytest.raises(ScaleError, match=">= 0"):

@@ -116,7 +116,7 @@ RESUME_FIXED = ("family", "family_options", "config", "set", "algo", "seed")
 def cmd_train(args: argparse.Namespace) -> int:
     from .learner import MetaConfig, summarize
     from .runs import resume_meta_run, start_meta_run
-    from .scale.rollout import RolloutWorkers, check_family
+    from .scale.rollout import RolloutWorkers, check_family, rollout_workers
     if args.address and not args.rollout_workers:
         raise ConfigError("--address names the Ray cluster of --rollout-workers; give --rollout-workers N too")
     workers = RolloutWorkers(args.rollout_workers, address=args.address) if args.rollout_workers else None
@@ -147,13 +147,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if workers is not None:
         print(f"stepping the environments on {workers.n} Ray rollout worker(s)")
-    learner.meta_train(out_dir=out, progress=not args.quiet, workers=workers)
-    print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
-    if learner.test_tasks:
-        k = learner.config.inner_steps
-        res = learner.adaptation_returns(learner.test_tasks, steps=sorted({0, 1, k}), runs=learner.config.eval_runs,
-                                         seed=learner.config.seed)
-        _print_adaptation(summarize(res), f"held-out ({len(learner.test_tasks)} tasks)")
+    with rollout_workers(learner.family, workers):
+        learner.meta_train(out_dir=out, progress=not args.quiet, workers=workers)
+        print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
+        if learner.test_tasks:
+            k = learner.config.inner_steps
+            res = learner.adaptation_returns(learner.test_tasks, steps=sorted({0, 1, k}),
+                                             runs=learner.config.eval_runs, seed=learner.config.seed)
+            _print_adaptation(summarize(res), f"held-out ({len(learner.test_tasks)} tasks)")
     return 0
 
 

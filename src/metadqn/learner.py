@@ -5,6 +5,7 @@ logs, evaluates on held-out tasks and checkpoints. What one iteration does is in
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ from .nets import Params, build_qnet, init_params
 from .progress import ProgressBar
 from .replay import TaskReplay
 from .runlog import GracefulStop, TrainingInterrupted, open_metrics
-from .scale.rollout import RolloutWorkers, make_env
+from .scale.rollout import RolloutWorkers, rollout_workers
 from .seeding import derive_seed
 from .stats import normalized
 from .tasks import Task, TaskFamily, make_family
@@ -154,8 +155,10 @@ class MAMLDQN:
         if not isinstance(cfg.task_weights, str):
             validate_weights(cfg.task_weights, len(self.train_tasks))
         total = iterations if iterations is not None else cfg.iterations
-        env = make_env(self.family, self.train_tasks, cfg.envs_per_task, device=self.device,
-                       seed=derive_seed(cfg.seed, "meta-env"), workers=workers)
+        pool = contextlib.ExitStack()  # rollout workers step training and held-out evaluation alike
+        pool.enter_context(rollout_workers(self.family, workers))
+        env = self.family.make_batched(self.train_tasks, cfg.envs_per_task, device=self.device,
+                                       seed=derive_seed(cfg.seed, "meta-env"))
         if self._env_state is not None:
             env.generator.set_state(self._env_state)
         n = len(self.train_tasks) * cfg.envs_per_task
@@ -203,6 +206,7 @@ class MAMLDQN:
                         raise TrainingInterrupted(self.iteration, checkpoint)
         finally:
             env.close()
+            pool.close()
             if logger:
                 logger.close()
         return self

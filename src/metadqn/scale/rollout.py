@@ -18,6 +18,8 @@ shard the run stops with the cause.
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -48,7 +50,7 @@ class RolloutWorkers:
             raise ScaleError(f"max_restarts must be >= 0, got {self.max_restarts}")
 
 
-def make_env(family: TaskFamily, tasks: Sequence[Task], envs_per_task: int, *, device: Any = "cpu",
+def make_batched(family: TaskFamily, tasks: Sequence[Task], envs_per_task: int, *, device: Any = "cpu",
              seed: int | None = None, workers: RolloutWorkers | None = None) -> BatchedEnv:
     """``family.make_batched(tasks, envs_per_task)``, stepped on ``workers`` when they are asked for
     (their actors live as long as the env; :func:`rollout_workers` shares them between envs)."""
@@ -74,8 +76,8 @@ def check_family(family: TaskFamily) -> None:
 def rollout_workers(family: TaskFamily, workers: RolloutWorkers | None) -> Iterator[None]:
     """Inside, every ``family.make_batched`` (training, evaluation, baselines) steps its envs on
     one pool of ``workers`` actors, started once; nothing changes when ``workers`` is None or 0."""
-    if workers is None or workers.n == 0:
-        yield
+    if workers is None or workers.n == 0 or isinstance(getattr(family, "vector_env", None), WorkerPool):
+        yield  # nothing asked for, or already inside a pool for this family
         return
     check_family(family)
     pool = WorkerPool(workers)
@@ -89,17 +91,18 @@ def rollout_workers(family: TaskFamily, workers: RolloutWorkers | None) -> Itera
 
 
 class _Actor:
-    """One shard's environments (runs in a Ray worker process); a new shard replaces the last."""
+    """Shards of environments (runs in a Ray worker process), one per batched env that uses
+    this actor, by the env's key."""
 
     def __init__(self) -> None:
-        self.vector: Any = None
+        self.vectors: dict[int, Any] = {}
         self._plugins: set[str] = set()
 
     def ready(self) -> int:
         import os
         return os.getpid()
 
-    def setup(self, plugins: list[str], payload: bytes) -> None:
+    def setup(self, key: int, plugins: list[str], payload: bytes) -> None:
         import importlib
 
         import cloudpickle
@@ -117,29 +120,30 @@ class _Actor:
                 pass
         if spec is not None and spec.id not in gym.registry:
             gym.registry[spec.id] = spec  # an env registered in the user's script
-        self.close()
-        self.vector = sync_vector(shard["family"], shard["fns"], shard["space"])
+        self.close(key)
+        self.vectors[key] = sync_vector(shard["family"], shard["fns"], shard["space"])
 
-    def reset(self, seeds: list[int], mask: np.ndarray) -> np.ndarray:
-        obs, _ = self.vector.reset(seed=seeds, options={"reset_mask": mask})
+    def reset(self, key: int, seeds: list[int], mask: np.ndarray) -> np.ndarray:
+        obs, _ = self.vectors[key].reset(seed=seeds, options={"reset_mask": mask})
         return np.asarray(obs, dtype=np.float32)
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        obs, reward, terminated, truncated, _ = self.vector.step(actions)
+    def step(self, key: int, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        obs, reward, terminated, truncated, _ = self.vectors[key].step(actions)
         return np.asarray(obs, dtype=np.float32), np.asarray(reward), np.asarray(terminated), np.asarray(truncated)
 
-    def restore(self, seeds: list[int], episodes: list[list[int]]) -> None:
+    def restore(self, key: int, seeds: list[int], episodes: list[list[int]]) -> None:
         """Every environment back where a dead actor left it: reset with its episode's seed,
         then that episode's actions again."""
-        self.vector.reset(seed=seeds, options={"reset_mask": np.ones(len(seeds), dtype=bool)})
-        for env, actions in zip(self.vector.envs, episodes):
+        vector = self.vectors[key]
+        vector.reset(seed=seeds, options={"reset_mask": np.ones(len(seeds), dtype=bool)})
+        for env, actions in zip(vector.envs, episodes):
             for a in actions:
                 env.step(a)
 
-    def close(self) -> None:
-        if self.vector is not None:
-            self.vector.close()
-            self.vector = None
+    def close(self, key: int) -> None:
+        vector = self.vectors.pop(key, None)
+        if vector is not None:
+            vector.close()
 
 
 _ACTOR_CLASS: Any = None
@@ -166,18 +170,22 @@ class WorkerPool:
         self.actors = [self._start() for _ in range(workers.n)]
         self.ray.get([a.ready.remote() for a in self.actors])
         self.restarts = [0] * workers.n
+        self.live: weakref.WeakSet[RayVector] = weakref.WeakSet()  # envs whose shards the actors hold
+        self._keys = itertools.count()
 
     def _start(self) -> Any:
         return _actor_class().options(num_cpus=self.workers.cpus_per_worker).remote()
 
-    def replace(self, i: int, cause: Exception) -> Any:
-        """A new actor in place of dead actor ``i`` (a ScaleError after ``max_restarts``)."""
+    def replace(self, i: int, cause: Exception) -> None:
+        """A new actor in place of dead actor ``i``, holding again the shard of every live env
+        (a ScaleError after ``max_restarts``)."""
         if self.restarts[i] >= self.workers.max_restarts:
             raise ScaleError(f"rollout worker {i} died {self.restarts[i] + 1} times (max_restarts="
                              f"{self.workers.max_restarts}); last cause: {cause}") from cause
         self.restarts[i] += 1
         self.actors[i] = self._start()
-        return self.actors[i]
+        for vector in list(self.live):
+            vector.rebuild(i)
 
     def __call__(self, family: GymnasiumFamily, fns: Sequence[EnvFn], space: Any) -> "RayVector":
         return RayVector(self, family, fns, space)
@@ -196,6 +204,7 @@ class RayVector:
         import gymnasium as gym
         self.pool, self.owns_pool = pool, False
         self._ray = pool.ray
+        self.key = next(pool._keys)
         n = min(len(pool.actors), len(fns))
         self.n_envs = len(fns)
         self.bounds = [(int(s[0]), int(s[-1]) + 1) for s in np.array_split(np.arange(len(fns)), n)]
@@ -210,6 +219,7 @@ class RayVector:
         self._seeds: list[int | None] = [None] * len(fns)
         self._episodes: list[list[int]] = [[] for _ in fns]
         self._call("setup", {i: (self._plugins, self._payloads[i]) for i in range(n)})
+        pool.live.add(self)
 
     @property
     def actors(self) -> list[Any]:
@@ -219,12 +229,15 @@ class RayVector:
     def restarts(self) -> list[int]:
         return self.pool.restarts[: len(self.bounds)]
 
-    def _restart(self, i: int, cause: Exception) -> None:
+    def rebuild(self, i: int) -> None:
+        """Shard ``i`` again on the pool's (new) actor ``i``, where the dead one left it."""
+        if i >= len(self.bounds):
+            return
         lo, hi = self.bounds[i]
-        actor = self.pool.replace(i, cause)
-        self._get(actor.setup.remote(self._plugins, self._payloads[i]))
+        actor = self.pool.actors[i]
+        self._get(actor.setup.remote(self.key, self._plugins, self._payloads[i]))
         if self._seeds[lo] is not None:
-            self._get(actor.restore.remote([int(s) for s in self._seeds[lo:hi]],
+            self._get(actor.restore.remote(self.key, [int(s) for s in self._seeds[lo:hi]],
                                            [list(e) for e in self._episodes[lo:hi]]))
 
     def _get(self, ref: Any) -> Any:
@@ -236,7 +249,7 @@ class RayVector:
     def _call(self, method: str, args: dict[int, tuple]) -> dict[int, Any]:
         """``actor.method(*args[i])`` on the shards in ``args`` in parallel; a dead actor is
         replaced (its shard rebuilt and replayed) and its call made again."""
-        pending = {i: getattr(self.pool.actors[i], method).remote(*a) for i, a in args.items()}
+        pending = {i: getattr(self.pool.actors[i], method).remote(self.key, *a) for i, a in args.items()}
         out: dict[int, Any] = {}
         while pending:
             i, ref = next(iter(pending.items()))
@@ -244,12 +257,13 @@ class RayVector:
                 out[i] = self._get(ref)
                 del pending[i]
             except self._ray.exceptions.RayActorError as e:
-                self._restart(i, e)
-                if method != "setup":  # a replacement is set up by _restart already
-                    pending[i] = getattr(self.pool.actors[i], method).remote(*args[i])
-                else:
+                self.pool.replace(i, e)  # rebuilds this env's shard too, once it is live
+                if method == "setup":
+                    self._get(self.pool.actors[i].setup.remote(self.key, *args[i]))
                     out[i] = None
                     del pending[i]
+                else:
+                    pending[i] = getattr(self.pool.actors[i], method).remote(self.key, *args[i])
         return out
 
     def reset(self, seed: Sequence[int], options: dict[str, Any]) -> tuple[np.ndarray, dict]:
@@ -275,11 +289,20 @@ class RayVector:
         return obs, reward, terminated, truncated, {}
 
     def close(self) -> None:
+        self.pool.live.discard(self)
         if self.owns_pool:
             self.pool.close()
             return
         if self.pool.actors:
-            self._ray.get([a.close.remote() for a in self.actors])
+            self._ray.get([a.close.remote(self.key) for a in self.actors])
+
+    def __del__(self) -> None:  # an env dropped without close(): free its shards (no wait)
+        try:
+            if self.pool.actors and not self.owns_pool:
+                for a in self.actors:
+                    a.close.remote(self.key)
+        except Exception:
+            pass
 
 
-__all__ = ["RayVector", "RolloutWorkers", "WorkerPool", "check_family", "make_env", "rollout_workers"]
+__all__ = ["RayVector", "RolloutWorkers", "WorkerPool", "check_family", "make_batched", "rollout_workers"]
