@@ -58,6 +58,14 @@ def _resolve_config(cls: type, args: argparse.Namespace, explicit: dict[str, Any
     return from_dict(cls, _config_values(args, explicit))
 
 
+def _workers(args: argparse.Namespace) -> Any:
+    """``--rollout-workers N [--address A]`` as RolloutWorkers, or None."""
+    from .scale.rollout import RolloutWorkers
+    if args.address and not args.rollout_workers:
+        raise ConfigError("--address names the Ray cluster of --rollout-workers; give --rollout-workers N too")
+    return RolloutWorkers(args.rollout_workers, address=args.address) if args.rollout_workers else None
+
+
 def _describe(name: str) -> dict[str, Any]:
     try:
         return make_family(name).describe()
@@ -116,10 +124,8 @@ RESUME_FIXED = ("family", "family_options", "config", "set", "algo", "seed")
 def cmd_train(args: argparse.Namespace) -> int:
     from .learner import MetaConfig, summarize
     from .runs import resume_meta_run, start_meta_run
-    from .scale.rollout import RolloutWorkers, check_family, rollout_workers
-    if args.address and not args.rollout_workers:
-        raise ConfigError("--address names the Ray cluster of --rollout-workers; give --rollout-workers N too")
-    workers = RolloutWorkers(args.rollout_workers, address=args.address) if args.rollout_workers else None
+    from .scale.rollout import check_family, rollout_workers
+    workers = _workers(args)
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in RESUME_FIXED if getattr(args, name, None)]
         if given:
@@ -249,10 +255,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name = other.config.algo if other.config.algo not in compare and other.config.algo != learner.config.algo \
             else f"{other.config.algo} ({Path(other_run).name})"
         compare[name] = other
-    from .scale.rollout import RolloutWorkers, rollout_workers
-    if args.address and not args.rollout_workers:
-        raise ConfigError("--address names the Ray cluster of --rollout-workers; give --rollout-workers N too")
-    workers = RolloutWorkers(args.rollout_workers, address=args.address) if args.rollout_workers else None
+    from .scale.rollout import rollout_workers
+    workers = _workers(args)
     with rollout_workers(learner.family, workers):
         result = evaluate(learner, tasks, config=config, progress=not args.quiet, compare=compare)
     if args.json:

@@ -155,10 +155,14 @@ class MAMLDQN:
         if not isinstance(cfg.task_weights, str):
             validate_weights(cfg.task_weights, len(self.train_tasks))
         total = iterations if iterations is not None else cfg.iterations
-        pool = contextlib.ExitStack()  # rollout workers step training and held-out evaluation alike
-        pool.enter_context(rollout_workers(self.family, workers))
-        env = self.family.make_batched(self.train_tasks, cfg.envs_per_task, device=self.device,
-                                       seed=derive_seed(cfg.seed, "meta-env"))
+        resources = contextlib.ExitStack()  # rollout workers step training and held-out evaluation alike
+        with contextlib.ExitStack() as on_error:
+            on_error.callback(resources.close)
+            resources.enter_context(rollout_workers(self.family, workers))
+            env = self.family.make_batched(self.train_tasks, cfg.envs_per_task, device=self.device,
+                                           seed=derive_seed(cfg.seed, "meta-env"))
+            resources.callback(env.close)
+            on_error.pop_all()
         if self._env_state is not None:
             env.generator.set_state(self._env_state)
         n = len(self.train_tasks) * cfg.envs_per_task
@@ -205,8 +209,7 @@ class MAMLDQN:
                     if stopping:
                         raise TrainingInterrupted(self.iteration, checkpoint)
         finally:
-            env.close()
-            pool.close()
+            resources.close()
             if logger:
                 logger.close()
         return self
