@@ -195,6 +195,9 @@ def test_a_sweep_run_again_only_does_what_is_missing(cluster, tmp_path):
 def test_sweep_input_errors_are_one_line(tmp_path, capsys):
     from metadqn.scale.sweep import parse_grid, trials
     assert parse_grid(["inner_lr=[0.1,0.5]", "seed=[0]"]) == {"inner_lr": [0.1, 0.5], "seed": [0]}
+    from metadqn.scale.sweep import trial_values
+    assert trial_values("gridnav", {"net": {"hidden": [32]}, "seed": 1}, {"net.context": 4, "seed": 2}) == {
+        "net": {"hidden": [32], "context": 4}, "seed": 2}
     assert [t["label"] for t in trials({"b": [1, 2], "a": ["x"]}, samples=2)] == [
         'a="x",b=1,sample=0', 'a="x",b=1,sample=1', 'a="x",b=2,sample=0', 'a="x",b=2,sample=1']
     for grid, message in ((["inner_lr=0.1"], "JSON list"), (["inner_lr=[]"], "JSON list"),

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..baselines import oracle_returns, random_returns
-from ..config import ConfigError, from_dict, to_dict
+from ..config import ConfigError, apply_overrides, from_dict, to_dict
 from ..evaluate import EvalConfig, evaluate_adapters
 from ..learner import MAMLDQN, MetaConfig
 from ..plugins import import_plugin, imported
@@ -96,8 +96,9 @@ def trials(grid: Mapping[str, Sequence[Any]], samples: int = 1) -> list[dict[str
 
 
 def trial_values(family: str, base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's config values: its grid point over ``base`` over the family's recommended settings."""
-    given = {**base, **values}
+    """A trial's config values: its grid point over ``base`` over the family's recommended settings
+    (dotted grid keys such as ``net.context`` set a nested value, as ``--set`` does)."""
+    given = apply_overrides(dict(base), [f"{k}={json.dumps(v)}" for k, v in values.items()])
     return {**MetaConfig.family_defaults(family, given), **given}
 
 
