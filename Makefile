@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/meta_update.py
 	$(BIN)/python benchmarks/meta_train_throughput.py --family gridnav
 	$(BIN)/python benchmarks/meta_train_throughput.py --family driving
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
