@@ -224,8 +224,10 @@ def run_sweep(family: str, grid: Mapping[str, Sequence[Any]], *, out: str | Path
               verbose: bool = True) -> dict[str, Any]:
     """Meta-train and score every point of ``grid`` (MetaConfig field -> values) on top of
     ``base`` (MetaConfig values), in parallel on Ray Tune; returns ``sweep.json``'s content.
-    ``family`` is a registered name (trials rebuild it; a ``--import`` module is imported
-    in every trial). Running it again in the same ``out`` resumes (module docstring)."""
+    ``family`` is a registered name: trials run in other processes and rebuild it, importing
+    every module given to ``metadqn --import`` (from Python: register your family in a module
+    and call :func:`metadqn.plugins.import_plugin` on it first). Running it again in the same
+    ``out`` resumes (module docstring)."""
     settings = settings or SweepConfig()
     base, family_options = dict(base or {}), dict(family_options or {})
     out = Path(out).resolve()
