@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'meta
 from metadqn import MAMLDQN  # noqa: E402
 from metadqn.cli import main  # noqa: E402
 from metadqn.families import from_gymnasium  # noqa: E402
-from metadqn.scale import RolloutWorkers, ScaleError, make_batched  # noqa: E402
+from metadqn.scale import RolloutWorkers, ScaleError, rollout_workers  # noqa: E402
 from metadqn.tasks import UserCodeError, make_family  # noqa: E402
 
 
@@ -38,16 +38,15 @@ def _acrobot():
 def _transitions(family, tasks, workers, *, steps=60, kill=None):
     """Every observation, reward and done flag of ``steps`` random-action steps (seeded), and
     the env's vector (to read its restart counts)."""
-    env = make_batched(family, tasks, 2, seed=3, workers=workers)
-    gen = torch.Generator().manual_seed(0)
-    seen = [env.reset()]
-    try:
+    with rollout_workers(family, workers):
+        env = family.make_batched(tasks, 2, seed=3)
+        gen = torch.Generator().manual_seed(0)
+        seen = [env.reset()]
         for t in range(steps):
             if kill is not None and t == kill[0]:
                 ray.kill(env.vector.actors[kill[1]], no_restart=True)
             out = env.step(torch.randint(0, env.n_actions, env.batch_shape, generator=gen))
             seen += [out.next_obs, out.reward, out.done.float()]
-    finally:
         env.close()
     return torch.cat([x.flatten() for x in seen]), env.vector
 
@@ -77,7 +76,7 @@ def test_a_killed_worker_is_replaced_and_its_episodes_replayed(cluster):
 
 def test_one_pool_serves_every_env_made_inside_rollout_workers(cluster):
     from metadqn.rollout import greedy_returns
-    from metadqn.scale.rollout import WorkerPool, rollout_workers
+    from metadqn.scale.rollout import WorkerPool
     from metadqn.tasks.gym_adapter import sync_vector
     family = _acrobot()
     tasks = family.split(3, 1, seed=0)[0]
@@ -131,8 +130,8 @@ def test_an_error_in_the_users_env_on_a_worker_names_it(cluster):
         env.gravity = p["gravity"]
     family = from_gymnasium("CartPole-v1", {"gravity": (5.0, 15.0)}, setter, name="rig")
     tasks = [family.validate_task({"gravity": 12.0})]
-    with pytest.raises(UserCodeError, match="gravity too high for this rig"):
-        make_batched(family, tasks, 1, seed=0, workers=RolloutWorkers(1))
+    with pytest.raises(UserCodeError, match="gravity too high for this rig"), rollout_workers(family, RolloutWorkers(1)):
+        family.make_batched(tasks, 1, seed=0)
 
 
 def test_workers_need_a_from_gymnasium_family_and_enough_cpus(cluster, tmp_path, capsys):
@@ -140,8 +139,8 @@ def test_workers_need_a_from_gymnasium_family_and_enough_cpus(cluster, tmp_path,
     assert "from_gymnasium" in capsys.readouterr().err
     assert not (tmp_path / "g").exists()
     family = _acrobot()
-    with pytest.raises(ScaleError, match="need more than the 2 CPUs"):
-        make_batched(family, family.split(3, 1, seed=0)[0], 2, seed=0, workers=RolloutWorkers(3))
+    with pytest.raises(ScaleError, match="need more than the 2 CPUs"), rollout_workers(family, RolloutWorkers(3)):
+        pass
     assert main(["train", "--family", "acrobot-physics", "--address", "auto", "--out", str(tmp_path / "a")]) == 2
     assert "--rollout-workers" in capsys.readouterr().err
     with pytest.raises(ScaleError, match=">= 0"):

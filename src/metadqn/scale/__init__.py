@@ -2,6 +2,6 @@
 (:mod:`.rollout`) and hyperparameter/seed sweeps with Ray Tune (:mod:`.sweep`)."""
 
 from .cluster import ScaleError, connect
-from .rollout import RolloutWorkers, make_batched, rollout_workers
+from .rollout import RolloutWorkers, rollout_workers
 
-__all__ = ["RolloutWorkers", "ScaleError", "connect", "make_batched", "rollout_workers"]
+__all__ = ["RolloutWorkers", "ScaleError", "connect", "rollout_workers"]

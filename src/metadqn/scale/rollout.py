@@ -27,7 +27,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..plugins import import_plugin, imported
-from ..tasks import BatchedEnv, Task, TaskFamily
+from ..tasks import TaskFamily
 from ..tasks.gym_adapter import EnvFn, GymnasiumFamily, sync_vector
 from .cluster import ScaleError, cluster_cpus, connect, require_ray
 
@@ -48,21 +48,6 @@ class RolloutWorkers:
             raise ScaleError(f"cpus_per_worker must be > 0, got {self.cpus_per_worker}")
         if self.max_restarts < 0:
             raise ScaleError(f"max_restarts must be >= 0, got {self.max_restarts}")
-
-
-def make_batched(family: TaskFamily, tasks: Sequence[Task], envs_per_task: int, *, device: Any = "cpu",
-             seed: int | None = None, workers: RolloutWorkers | None = None) -> BatchedEnv:
-    """``family.make_batched(tasks, envs_per_task)``, stepped on ``workers`` when they are asked for
-    (their actors live as long as the env; :func:`rollout_workers` shares them between envs)."""
-    if workers is None or workers.n == 0:
-        return family.make_batched(tasks, envs_per_task, device=device, seed=seed)
-    check_family(family)
-    if isinstance(getattr(family, "vector_env", None), WorkerPool):  # already inside rollout_workers()
-        return family.make_batched(tasks, envs_per_task, device=device, seed=seed)
-    pool = WorkerPool(workers)
-    env = family.make_batched(tasks, envs_per_task, device=device, seed=seed, vector_env=pool)
-    env.vector.owns_pool = True
-    return env
 
 
 def check_family(family: TaskFamily) -> None:
@@ -202,7 +187,7 @@ class RayVector:
     def __init__(self, pool: WorkerPool, family: GymnasiumFamily, fns: Sequence[EnvFn], space: Any) -> None:
         import cloudpickle
         import gymnasium as gym
-        self.pool, self.owns_pool = pool, False
+        self.pool = pool
         self._ray = pool.ray
         self.key = next(pool._keys)
         n = min(len(pool.actors), len(fns))
@@ -290,19 +275,15 @@ class RayVector:
 
     def close(self) -> None:
         self.pool.live.discard(self)
-        if self.owns_pool:
-            self.pool.close()
-            return
         if self.pool.actors:
             self._ray.get([a.close.remote(self.key) for a in self.actors])
 
     def __del__(self) -> None:  # an env dropped without close(): free its shards (no wait)
         try:
-            if self.pool.actors and not self.owns_pool:
-                for a in self.actors:
-                    a.close.remote(self.key)
+            for a in self.actors:
+                a.close.remote(self.key)
         except Exception:
             pass
 
 
-__all__ = ["RayVector", "RolloutWorkers", "WorkerPool", "check_family", "make_batched", "rollout_workers"]
+__all__ = ["RayVector", "RolloutWorkers", "WorkerPool", "check_family", "rollout_workers"]
