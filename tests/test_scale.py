@@ -150,7 +150,7 @@ def test_workers_need_a_from_gymnasium_family_and_enough_cpus(cluster, tmp_path,
 SWEEP = dict(base={"iterations": 4, "n_train_tasks": 6, "n_test_tasks": 3, "eval_every": 0, "checkpoint_every": 2})
 
 
-def test_a_two_trial_sweep_scores_each_run_and_writes_its_table(cluster, tmp_path):
+def test_a_two_trial_sweep_scores_each_run_writes_its_table_and_resumes(cluster, tmp_path):
     from metadqn.runs import resume_meta_run
     from metadqn.scale.sweep import SweepConfig, headline, run_sweep
     settings = SweepConfig(eval_seeds=2)
@@ -174,27 +174,22 @@ def test_a_two_trial_sweep_scores_each_run_and_writes_its_table(cluster, tmp_pat
     assert main(["train", "--config", str(out / "best_config.json"), "--iterations", "1", "--quiet",
                  "--out", str(tmp_path / "best")]) == 0
 
-
-def test_a_sweep_run_again_only_does_what_is_missing(cluster, tmp_path):
-    from metadqn.scale.sweep import SweepConfig, run_sweep
-    settings, out = SweepConfig(eval_seeds=1), tmp_path / "sw"
-    first = run_sweep("gridnav", {"seed": [0, 1]}, out=out, settings=settings, verbose=False, **SWEEP)
-    kept, lost = (out / "trials" / first["trials"][0]["name"]), (out / "trials" / first["trials"][1]["name"])
+    # run again, as after an interrupt: only what is missing is done
+    kept, lost = (out / "trials" / summary["trials"][0]["name"]), (out / "trials" / summary["trials"][1]["name"])
     stamp = (kept / "result.json").stat().st_mtime_ns
     (lost / "result.json").unlink()  # as if interrupted after its last checkpoint
-    again = run_sweep("gridnav", {"seed": [0, 1]}, out=out, settings=settings, verbose=False, **SWEEP)
+    again = run_sweep("gridnav", {"inner_lr": [0.5, 2.0]}, out=out, settings=settings, verbose=False, **SWEEP)
     assert (kept / "result.json").stat().st_mtime_ns == stamp  # not run again
     redone = next(r for r in again["trials"] if r["name"] == lost.name)
-    assert redone["resumed_at"] == 4 and redone["nr"] == first["trials"][1]["nr"]
+    assert redone["resumed_at"] == 4 and redone["nr"] == summary["trials"][1]["nr"]
     assert len((lost / "metrics.jsonl").read_text().splitlines()) == 4  # continued, not restarted
     with pytest.raises(Exception, match="holds a different sweep"):
-        run_sweep("gridnav", {"seed": [0, 2]}, out=out, settings=settings, verbose=False, **SWEEP)
+        run_sweep("gridnav", {"inner_lr": [0.5, 3.0]}, out=out, settings=settings, verbose=False, **SWEEP)
 
 
 def test_sweep_input_errors_are_one_line(tmp_path, capsys):
-    from metadqn.scale.sweep import parse_grid, trials
+    from metadqn.scale.sweep import parse_grid, trial_values, trials
     assert parse_grid(["inner_lr=[0.1,0.5]", "seed=[0]"]) == {"inner_lr": [0.1, 0.5], "seed": [0]}
-    from metadqn.scale.sweep import trial_values
     assert trial_values("gridnav", {"net": {"hidden": [32]}, "seed": 1}, {"net.context": 4, "seed": 2}) == {
         "net": {"hidden": [32], "context": 4}, "seed": 2}
     assert [t["label"] for t in trials({"b": [1, 2], "a": ["x"]}, samples=2)] == [
