@@ -166,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .scale.sweep import SweepConfig, parse_grid, run_sweep
+    from .scale.sweep_report import nr_cell
     grid = parse_grid(args.grid or [])
     if not grid:
         raise ConfigError("a sweep needs at least one --grid KEY=[v1,v2,...]")
@@ -182,11 +183,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for col in (*keys, "status", "NR at K [95% CI]", "wall s"):
         table.add_column(col)
     for r in summary["trials"]:
-        nr = r.get("nr")
-        cell = "—" if not nr else (f"{nr['mean']:.2f}" if nr.get("ci_low") is None
-                                   else f"{nr['mean']:.2f} [{nr['ci_low']:.2f}, {nr['ci_high']:.2f}]")
         table.add_row(*(json.dumps(r["values"][k]) for k in keys), r["status"] + (f": {r['error']}" if "error" in r else ""),
-                      cell, f"{r['wall_s']:.0f}" if r.get("wall_s") else "—")
+                      nr_cell(r), f"{r['wall_s']:.0f}" if r.get("wall_s") else "—")
     Console().print(table)
     out = Path(args.out)
     print(f"results: {out / 'sweep.json'}  table: {out / 'sweep.md'}  plot: {out / 'sweep.png'}")

@@ -39,6 +39,7 @@ from ..runs import resume_meta_run, start_meta_run
 from ..seeding import derive_seed
 from ..tasks import make_family
 from .cluster import ScaleError, connect
+from .sweep_report import markdown, plot
 
 # the held-out tasks and references are shared by every trial: these must not vary
 FIXED = ("n_train_tasks", "n_test_tasks", "split_seed", "device")
@@ -379,54 +380,4 @@ def _rank(row: Mapping[str, Any]) -> tuple[int, float]:
     return order, -(row.get("nr") or {}).get("mean", -np.inf)
 
 
-def _fmt(r: Mapping[str, Any]) -> str:
-    nr = r.get("nr")
-    if not nr:
-        return "—"
-    if nr.get("ci_low") is None:
-        return f"{nr['mean']:.2f}"
-    return f"{nr['mean']:.2f} [{nr['ci_low']:.2f}, {nr['ci_high']:.2f}]"
-
-
-def markdown(summary: Mapping[str, Any]) -> str:
-    """``sweep.md``: one row per trial, best first."""
-    keys = sorted(summary["grid"])
-    lines = [f"# Sweep on {summary['family']}", "", f"Headline: {summary['headline']}.", "",
-             "| " + " | ".join([*keys, "status", "NR at K", "NR at k=0", "wall s", "run"]) + " |",
-             "|" + "---|" * (len(keys) + 5)]
-    for r in summary["trials"]:
-        k0 = r.get("nr_k0")
-        lines.append("| " + " | ".join([*(json.dumps(r["values"][k]) for k in keys), r["status"], _fmt(r),
-                                         _fmt({"nr": k0}) if k0 else "—",
-                                         f"{r['wall_s']:.0f}" if r.get("wall_s") else "—",
-                                         Path(r["run"]).name]) + " |")
-    if summary["best_config"]:
-        lines += ["", f"Best: `{summary['best']}`; its config: `{summary['best_config']}` "
-                  "(`metadqn train --config` takes it)."]
-    if not summary["complete"]:
-        lines += ["", "Not complete: run the same `metadqn sweep` command again to finish it."]
-    return "\n".join(lines) + "\n"
-
-
-def plot(summary: Mapping[str, Any], path: Path) -> None:
-    """``sweep.png``: each finished trial's headline NR with its CI, best first."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    rows = [r for r in summary["trials"] if r.get("nr")]
-    means = np.array([r["nr"]["mean"] for r in rows])
-    low = np.array([r["nr"]["ci_low"] if r["nr"]["ci_low"] is not None else r["nr"]["mean"] for r in rows])
-    high = np.array([r["nr"]["ci_high"] if r["nr"]["ci_high"] is not None else r["nr"]["mean"] for r in rows])
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.6))
-    x = np.arange(len(rows))
-    ax.errorbar(x, means, yerr=[means - low, high - means], fmt="o", capsize=3)
-    ax.set_xticks(x, [r["label"] for r in rows], rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("held-out NR at K")
-    ax.set_title(f"sweep on {summary['family']}", fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-__all__ = ["SweepConfig", "headline", "markdown", "parse_grid", "plot", "run_sweep", "trials"]
+__all__ = ["SweepConfig", "headline", "parse_grid", "run_sweep", "trial_values", "trials"]
