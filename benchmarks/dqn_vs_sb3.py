@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from metadqn.dqn_agent import DQN, DQNConfig
+from metadqn.nets import NetSpec
 
 TASKS = {
     # RL-Zoo (rl-baselines3-zoo hyperparams/dqn.yml)
@@ -101,7 +102,7 @@ def sb3_run(task: dict[str, Any], seed: int, eval_every: int, episodes: int, max
 
 
 def ours_config(task: dict[str, Any], settings: str, max_steps: int, seed: int) -> DQNConfig:
-    net = {"hidden": list(task["zoo"]["net_arch"])}
+    net = NetSpec(hidden=list(task["zoo"]["net_arch"]))
     if settings == "own":
         return DQNConfig(total_steps=max_steps, net=net, seed=seed, eval_every=0)
     zoo = task["zoo"]
@@ -125,8 +126,7 @@ def _target_period(zoo: dict[str, Any], grad_steps: int) -> int:
 
 def ours_run(task: dict[str, Any], seed: int, eval_every: int, episodes: int, max_steps: int,
              settings: str) -> tuple[Clock, DQNConfig]:
-    from metadqn.config import from_dict, to_dict
-    cfg = from_dict(DQNConfig, to_dict(ours_config(task, settings, max_steps, seed)))
+    cfg = ours_config(task, settings, max_steps, seed)
     agent = DQN(task["family"], config=cfg)
     clock = Clock(task["env"], task["threshold"], episodes)
 

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -25,21 +25,27 @@ class CheckpointError(ValueError):
     """A missing, corrupt, foreign or incompatible checkpoint."""
 
 
-def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+def write_atomically(path: str | Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then one ``os.replace``: readers
+    see the old file or the new one, never half of one (strays of a killed write are removed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(meta)}
-    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    for stray in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
+    for stray in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed
         stray.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(flat, tmp, metadata=header)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+    header = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(meta)}
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    write_atomically(path, lambda tmp: save_file(flat, tmp, metadata=header))
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -154,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if workers is not None:
         print(f"stepping the environments on {workers.n} Ray rollout worker(s)")
     with rollout_workers(learner.family, workers):
-        learner.meta_train(out_dir=out, progress=not args.quiet, workers=workers)
+        learner.meta_train(out_dir=out, progress=not args.quiet)  # on the pool entered above
         print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
         if learner.test_tasks:
             k = learner.config.inner_steps

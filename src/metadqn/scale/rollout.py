@@ -81,7 +81,6 @@ class _Actor:
 
     def __init__(self) -> None:
         self.vectors: dict[int, Any] = {}
-        self._plugins: set[str] = set()
 
     def ready(self) -> int:
         import os
@@ -93,9 +92,7 @@ class _Actor:
         import cloudpickle
         import gymnasium as gym
         for name in plugins:  # the user's families and env registrations, before their objects unpickle
-            if name not in self._plugins:
-                import_plugin(name)
-                self._plugins.add(name)
+            import_plugin(name)  # once per process: a second call finds the module imported
         shard = cloudpickle.loads(payload)
         spec = shard["spec"]
         if spec is not None and isinstance(spec.entry_point, str):  # its package registers its own envs
@@ -203,8 +200,9 @@ class RayVector:
         # what rebuilds a shard: each environment's episode seed and the actions of its episode
         self._seeds: list[int | None] = [None] * len(fns)
         self._episodes: list[list[int]] = [[] for _ in fns]
+        self.closed = False
+        pool.live.add(self)  # from here on, an actor that dies is rebuilt with this env's shard
         self._call("setup", {i: (self._plugins, self._payloads[i]) for i in range(n)})
-        pool.live.add(self)
 
     @property
     def actors(self) -> list[Any]:
@@ -242,13 +240,8 @@ class RayVector:
                 out[i] = self._get(ref)
                 del pending[i]
             except self._ray.exceptions.RayActorError as e:
-                self.pool.replace(i, e)  # rebuilds this env's shard too, once it is live
-                if method == "setup":
-                    self._get(self.pool.actors[i].setup.remote(self.key, *args[i]))
-                    out[i] = None
-                    del pending[i]
-                else:
-                    pending[i] = getattr(self.pool.actors[i], method).remote(self.key, *args[i])
+                self.pool.replace(i, e)  # rebuilds every live env's shard, this one's included
+                pending[i] = getattr(self.pool.actors[i], method).remote(self.key, *args[i])
         return out
 
     def reset(self, seed: Sequence[int], options: dict[str, Any]) -> tuple[np.ndarray, dict]:
@@ -275,13 +268,15 @@ class RayVector:
 
     def close(self) -> None:
         self.pool.live.discard(self)
+        self.closed = True
         if self.pool.actors:
             self._ray.get([a.close.remote(self.key) for a in self.actors])
 
     def __del__(self) -> None:  # an env dropped without close(): free its shards (no wait)
         try:
-            for a in self.actors:
-                a.close.remote(self.key)
+            if not self.closed:
+                for a in self.actors:
+                    a.close.remote(self.key)
         except Exception:
             pass
 

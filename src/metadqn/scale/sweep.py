@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -31,18 +30,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..baselines import oracle_returns, random_returns
+from ..checkpoint import write_atomically
 from ..config import ConfigError, apply_overrides, from_dict, to_dict
 from ..evaluate import EvalConfig, evaluate_adapters
 from ..learner import MAMLDQN, MetaConfig
 from ..plugins import import_plugin, imported
 from ..runs import resume_meta_run, start_meta_run
 from ..seeding import derive_seed
-from ..tasks import make_family
+from ..tasks import Task, TaskFamily, make_family
 from .cluster import ScaleError, connect
 from .sweep_report import markdown, plot
 
 # the held-out tasks and references are shared by every trial: these must not vary
 FIXED = ("n_train_tasks", "n_test_tasks", "split_seed", "device")
+REPORT_SEEDS = 2  # adaptations per held-out task behind the NR a trial reports while training (ASHA's input)
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,14 @@ def _prepare(out: Path, spec: dict[str, Any], *, overwrite: bool) -> bool:
     return False
 
 
-def _references(out: Path, learner: MAMLDQN, settings: SweepConfig) -> dict[str, Any]:
+def _references(out: Path, family: TaskFamily, tasks: Sequence[Task], settings: SweepConfig) -> dict[str, Any]:
     """R_random and R_oracle of the shared held-out tasks, computed once per sweep."""
     path = out / "references.json"
     if path.is_file():
         return json.loads(path.read_text())
     cfg = EvalConfig(seed=settings.seed)
-    tasks = learner.test_tasks
-    rand = random_returns(learner.family, tasks, episodes=cfg.random_episodes, seed=derive_seed(cfg.seed, "random"))
-    oracle, exact = oracle_returns(learner.family, tasks, dqn_steps=cfg.oracle_steps,
+    rand = random_returns(family, tasks, episodes=cfg.random_episodes, seed=derive_seed(cfg.seed, "random"))
+    oracle, exact = oracle_returns(family, tasks, dqn_steps=cfg.oracle_steps,
                                    eval_episodes=cfg.oracle_eval_episodes, seed=derive_seed(cfg.seed, "oracle"))
     refs = {"tasks": [dict(t.params) for t in tasks], "random": rand.tolist(), "oracle": oracle.tolist(),
             "oracle_exact": exact}
@@ -179,9 +179,7 @@ def headline(learner: MAMLDQN, refs: Mapping[str, Any], settings: SweepConfig, *
 
 
 def _write(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2)))
 
 
 def _run_trial(trial: dict[str, Any], common: dict[str, Any]) -> None:
@@ -206,7 +204,8 @@ def _run_trial(trial: dict[str, Any], common: dict[str, Any]) -> None:
 
     def report(lrn: MAMLDQN, row: dict[str, Any]) -> None:
         if lrn.iteration % every == 0 and lrn.iteration < total:
-            nr = headline(lrn, common["references"], settings, seeds=min(2, settings.eval_seeds))["nr"]["mean"]
+            nr = headline(lrn, common["references"], settings,
+                          seeds=min(REPORT_SEEDS, settings.eval_seeds))["nr"]["mean"]
             tune.report({"nr": nr, "iteration": lrn.iteration})
 
     learner.meta_train(out_dir=run, progress=False, callback=report)
@@ -236,11 +235,11 @@ def run_sweep(family: str, grid: Mapping[str, Sequence[Any]], *, out: str | Path
     configs = _configs(family, base, grid, points)
     fam = make_family(family, **family_options)
     resumed = _prepare(out, _spec(family, family_options, base, grid, settings), overwrite=overwrite)
-    probe = MAMLDQN(fam, configs[0])
-    probe.train_tasks, probe.test_tasks = probe.split()
-    if not probe.test_tasks:
+    split = configs[0]  # the same for every trial (_configs)
+    if split.n_test_tasks < 1:
         raise ConfigError("a sweep scores trials on held-out tasks: n_test_tasks must be > 0")
-    refs = _references(out, probe, settings)
+    _, test_tasks = fam.split(split.n_train_tasks, split.n_test_tasks, seed=split.split_seed)
+    refs = _references(out, fam, test_tasks, settings)
     for p in points:
         p["dir"] = str(out / "trials" / p["name"])
     todo = [p for p in points if not (Path(p["dir"]) / "result.json").is_file()]
@@ -250,22 +249,22 @@ def run_sweep(family: str, grid: Mapping[str, Sequence[Any]], *, out: str | Path
     errors: dict[str, str] = {}
     interrupted = False
     if todo:
-        interrupted = _tune(todo, out, settings, address, errors, verbose=verbose, common={
+        iterations = max(c.iterations for c, p in zip(configs, points) if p in todo)
+        interrupted = _tune(todo, out, settings, address, errors, iterations=iterations, verbose=verbose, common={
             "family": family, "family_options": family_options, "base": base, "settings": asdict(settings),
             "plugins": imported(), "references": refs})
     return _collect(out, points, grid, settings, errors, interrupted=interrupted)
 
 
 def _tune(todo: list[dict[str, Any]], out: Path, settings: SweepConfig, address: str | None,
-          errors: dict[str, str], *, common: dict[str, Any], verbose: bool) -> bool:
-    """Run ``todo`` on Ray Tune; records each failed trial's error; True if some trial neither
-    finished nor was stopped by ASHA (an interrupt: Tune stops its trials on SIGINT)."""
+          errors: dict[str, str], *, iterations: int, common: dict[str, Any], verbose: bool) -> bool:
+    """Run ``todo`` (the longest runs ``iterations``) on Ray Tune; records each failed trial's
+    error; True if some trial neither finished nor was stopped by ASHA (an interrupt: Tune stops
+    its trials on SIGINT)."""
     connect(address)
     from ray import tune
     scheduler = None
     stopped: set[str] = set()  # the trials ASHA stopped (an interrupt also ends trials without a final report)
-    iterations = max(from_dict(MetaConfig, trial_values(common["family"], common["base"], p["values"])).iterations
-                     for p in todo)
     if settings.early_stop:
         scheduler = _asha_class()(time_attr="iteration", max_t=iterations,
                                   grace_period=settings.grace_period or max(1, iterations // 4))
@@ -290,7 +289,8 @@ def _tune(todo: list[dict[str, Any]], out: Path, settings: SweepConfig, address:
             _write(Path(trial["dir"]) / "result.json", {
                 "name": trial["name"], "label": trial["label"], "values": trial["values"], "status": "stopped early",
                 "nr": {"mean": result.metrics["nr"], "ci_low": None, "ci_high": None,
-                       "note": f"its last report: iteration {result.metrics.get('iteration')}, 2 adaptations per task"},
+                       "note": f"its last report: iteration {result.metrics.get('iteration')}, "
+                               f"{min(REPORT_SEEDS, settings.eval_seeds)} adaptations per task"},
                 "iterations": result.metrics.get("iteration"), "run": trial["dir"]})
     return len(stopped) + sum(1 for r in grid if (r.metrics or {}).get("final")) + len(errors) < len(todo)
 
