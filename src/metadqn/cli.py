@@ -275,13 +275,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"metadqn demo on {args.family}: meta-training context MAML (a task context adapted on a model loss), "
           "whole-network MAML and the set-encoder baseline, then evaluating them against the baselines and the "
           "information limit on held-out tasks, frozen and online")
-    for algo, out in (("context", args.out), *others.items()):
-        code = main(["train", "--family", args.family, "--algo", algo, "--out", out, "--overwrite", "--iterations",
-                     str(args.iterations), *sets, *quiet])
+    if args.jobs < 1:
+        print(f"metadqn demo: error: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    imports = [x for m in args.imports for x in ("--import", m)]
+    imports += ["--threads", str(args.threads)] if args.threads is not None else []
+
+    def train(algo: str, out: str, *extra: str) -> list[str]:
+        return [*imports, "train", "--family", args.family, "--algo", algo, "--out", out, "--overwrite",
+                "--iterations", str(args.iterations), *sets, *extra]
+    # The baselines' runs train beside context MAML in a second process where there are two cores
+    # (the networks are small: one thread each is fastest), quietly; their errors still print.
+    background = None
+    if args.jobs > 1:
+        import multiprocessing
+        background = multiprocessing.get_context("spawn").Process(
+            target=_train_in_turn, args=([train(algo, out, "--quiet") for algo, out in others.items()],))
+        background.start()
+        print(f"training {', '.join(others)} in a second process (--jobs 1: one after another)")
+    runs = [("context", args.out)] + ([] if background else list(others.items()))
+    for algo, out in runs:
+        code = main(train(algo, out, *quiet))
         if code:
+            if background:
+                background.terminate()
             return code
+    if background:
+        background.join()
+        if background.exitcode:
+            return background.exitcode
     return main(["evaluate", args.out, "--compare", ",".join(others.values()), "--online", "--seeds", str(args.seeds),
                  *quiet])
+
+
+def _train_in_turn(argvs: list[list[str]]) -> None:
+    """Run ``metadqn`` once per argv, stopping at the first failure (the demo's second process)."""
+    for argv in argvs:
+        code = main(argv)
+        if code:
+            sys.exit(code)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -409,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one meta-training config value (both runs)")
     p.add_argument("--out", default="runs/demo", help="run directory (the demo replaces its own earlier run)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes for the three meta-trainings (default: 2 where there are 2 cores)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser
