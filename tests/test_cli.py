@@ -33,6 +33,9 @@ def test_families_json_lists_families_with_parameter_ranges():
     (["adapt", "no/such/run"], "no checkpoint"),
     (["train", "--device", "gpu", "--out", "x"], "device must be 'cpu' or 'cuda'"),
     (["dqn", "--device", "cuda:banana", "--out", "x"], "device must be"),
+    (["demo", "--jobs", "0", "--out", "x"], "--jobs must be >= 1"),
+    (["train", "--set", "reward_model=\"sas\"", "--out", "x"], "reward_model must be one of"),
+    (["train", "--algo", "maml", "--set", "task_loss_weight=1", "--out", "x"], "task_loss_weight asks a task context"),
 ])
 def test_bad_input_prints_one_clear_line_and_exits_2(argv, match, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -3,6 +3,7 @@ what does not, the learned step sizes past the trained K, resume, and a short le
 
 import json
 
+import pytest
 import torch
 
 import metadqn
@@ -17,10 +18,10 @@ from metadqn.td import TDLoss, td_loss
 T, B, OBS, A, D, K = 4, 10, 3, 4, 5, 3
 
 
-def _setup(first_order=False):
+def _setup(first_order=False, reward_model="joint"):
     torch.manual_seed(0)
     net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D), (OBS,), A).double()
-    model = ModelHead((OBS,), A, D, (9,))
+    model = ModelHead((OBS,), A, D, (9,), reward_model)
     params = {**init_params(net, 0), **model.init_params(1)}
     params = {k: (v.double() + (0.1 if k == "context" else 0.0)).requires_grad_() for k, v in params.items()}
     target = {k: v.detach() + 0.01 for k, v in params.items()}
@@ -36,12 +37,13 @@ def _setup(first_order=False):
 
 
 def _model_loss(model, params, c, b):
-    r, d = model.predict(params, b.obs, b.action, c)
+    r, d = model.predict(params, b.obs, b.action, c, b.next_obs)
     return ((r - b.returns) ** 2).mean() + 0.5 * ((d - (b.next_obs - b.obs)) ** 2).mean()
 
 
-def test_context_meta_gradient_equals_explicit_loop():
-    net, model, params, target, lrs, adapter, support, query = _setup()
+@pytest.mark.parametrize("reward_model", ["joint", "next"])
+def test_context_meta_gradient_equals_explicit_loop(reward_model):
+    net, model, params, target, lrs, adapter, support, query = _setup(reward_model=reward_model)
     got = torch.autograd.grad(outer_losses(adapter, support, query, steps=K + 1, target=target).mean(),
                               [*params.values(), lrs])
     total = 0.0
@@ -70,6 +72,48 @@ def test_only_the_context_adapts_and_first_order_drops_second_derivatives():
     assert not torch.allclose(g1, g2)  # the step sizes still learn first order, through c' itself
 
 
+def test_next_reward_model_reads_the_observed_next_observation_and_dynamics_do_not():
+    model = ModelHead((OBS,), A, D, (9,), "next")
+    params = model.init_params(0)
+    assert any(k.startswith("model.reward.") for k in params)
+    obs, act, c = torch.randn(6, OBS), torch.randint(0, A, (6,)), torch.randn(D)
+    r1, d1 = model.predict(params, obs, act, c, torch.zeros(6, OBS))
+    r2, d2 = model.predict(params, obs, act, c, torch.ones(6, OBS))
+    assert not torch.allclose(r1, r2) and torch.equal(d1, d2)
+    with pytest.raises(ValueError, match="pass next_obs"):
+        model.predict(params, obs, act, c)
+    with pytest.raises(ValueError, match="reward_model"):
+        ModelHead((OBS,), A, D, (9,), "sas")
+
+
+def test_task_inference_loss_adds_the_probe_error_of_the_adapted_context():
+    net, model, params, target, lrs, adapter, support, query = _setup()
+    params["probe.weight"] = torch.randn(2, D, dtype=torch.float64, requires_grad=True)
+    params["probe.bias"] = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(T, 2, dtype=torch.float64)
+    plain = outer_losses(adapter, support, query, steps=2, target=target)
+    got = outer_losses(adapter, support, query, steps=2, target=target, task=y, task_weight=3.0)
+    for i in range(T):
+        c = adapter.adapt(adapter.prior(), support.row(i), 2)["context"]
+        probe = params["probe.weight"] @ c + params["probe.bias"]
+        assert torch.allclose(got[i], plain[i] + 3.0 * ((probe - y[i]) ** 2).mean())
+    (g,) = torch.autograd.grad(got.sum(), [lrs])  # the step sizes learn from it through c'
+    assert not torch.allclose(g, torch.autograd.grad(plain.sum(), [lrs])[0])
+
+
+def test_task_vector_scales_inferable_parameters_and_skips_layout_seeds():
+    fam = metadqn.make_family("gridnav", size=5, obstacles=2)
+    task = fam.task(goal=[4, 1], layout=7)
+    assert fam.task_vector(task).tolist() == [1.0, 0.25]
+    bandit = metadqn.make_family("bandit")
+    assert bandit.task_vector(bandit.default_task()).shape == (bandit.action_space.n,)
+
+
+def test_task_inference_loss_needs_a_context_method():
+    with pytest.raises(ValueError, match="task_loss_weight"):
+        metadqn.MetaConfig(algo="maml", task_loss_weight=1.0)
+
+
 def _tiny(**kw):
     base = dict(algo="context", iterations=4, envs_per_task=2, query_batch=16, eval_every=2, eval_runs=1,
                 eval_episodes=1, checkpoint_every=2, net={"hidden": [16], "context": 4}, model_hidden=[8], seed=3)
@@ -79,16 +123,18 @@ def _tiny(**kw):
 def test_context_run_resumes_bit_exactly_and_saves_its_model_and_step_sizes(tmp_path):
     family = metadqn.make_family("gridnav", size=5)
     train, test = family.split(4, 2, seed=0)
-    full = MAMLDQN(family, **_tiny(iterations=6)).meta_train(train, test_tasks=test, out_dir=tmp_path / "full",
-                                                             progress=False)
-    part = MAMLDQN(family, **_tiny(iterations=6))
+    extras = dict(iterations=6, task_loss_weight=0.5, reward_model="next", context_starts=2)
+    full = MAMLDQN(family, **_tiny(**extras)).meta_train(train, test_tasks=test, out_dir=tmp_path / "full",
+                                                         progress=False)
+    part = MAMLDQN(family, **_tiny(**extras))
     part.meta_train(train, iterations=4, test_tasks=test, out_dir=tmp_path / "part", progress=False)
     resumed = MAMLDQN.load(tmp_path / "part")
     assert resumed.config.outer_steps == 8 and resumed.config.support_batch == 0  # the algorithm's defaults
     resumed.meta_train(out_dir=tmp_path / "part", progress=False)
     strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_per_s")} for r in rows]  # noqa: E731
     assert strip(read_metrics(tmp_path / "part")) == strip(read_metrics(tmp_path / "full"))
-    assert any(k.startswith("model.") for k in resumed.params)
+    assert any(k.startswith("model.reward.") for k in resumed.params) and "probe.weight" in resumed.params
+    assert not torch.equal(resumed.params["probe.weight"], MAMLDQN(family, **_tiny(**extras)).params["probe.weight"])
     for k in full.params:
         assert torch.equal(full.params[k], resumed.params[k])
     assert torch.equal(full.inner_lrs["context"], resumed.inner_lrs["context"])
@@ -162,6 +208,16 @@ def test_multi_start_keeps_the_end_point_with_the_lowest_support_loss():
     grads = torch.autograd.grad(outer_losses(adapter, support, query, steps=2, target=target).mean(),
                                 [params["context_starts"]])
     assert torch.isfinite(grads[0]).all()
+    # the meta-gradient is the one through the kept end's own descent (the choice carries none)
+    wrt = [*params.values(), lrs]
+    kept = ends[losses.index(min(losses))]
+    want = torch.autograd.grad(adapter.outer_loss({"context": kept}, query.row(1), target=target), wrt,
+                               allow_unused=True)
+    got = torch.autograd.grad(adapter.outer_loss(adapter.adapt(adapter.prior(), one, 2), query.row(1), target=target),
+                              wrt, allow_unused=True)
+    for a, b, p in zip(got, want, wrt):
+        assert torch.allclose(torch.zeros_like(p) if a is None else a, torch.zeros_like(p) if b is None else b,
+                              atol=1e-10)
 
 
 def test_encoder_refinement_steps_start_from_the_code_at_every_k():

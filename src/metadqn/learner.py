@@ -59,8 +59,18 @@ class MAMLDQN:
         self.encoder: SetEncoder | None = None
         inner_lrs = None
         if cfg.algo in ("context", "encoder"):  # a model head m(s, a; c)
-            self.model = ModelHead(obs_shape, n_actions, cfg.net.context, cfg.model_hidden)
+            self.model = ModelHead(obs_shape, n_actions, cfg.net.context, cfg.model_hidden, cfg.reward_model)
             params.update(self.model.init_params(derive_seed(cfg.seed, "model-head")))
+        if cfg.task_loss_weight > 0:  # a linear probe c → the task's scaled parameters (meta-training only)
+            n_task = len(self.family.task_vector(self.family.default_task()))
+            if n_task == 0:
+                raise ValueError(f"task_loss_weight: family {self.family.name!r} has no inferable task parameters")
+            probe = torch.nn.Linear(cfg.net.context, n_task)
+            torch.nn.init.zeros_(probe.bias)
+            with torch.random.fork_rng():
+                torch.manual_seed(derive_seed(cfg.seed, "task-probe"))
+                torch.nn.init.normal_(probe.weight, std=cfg.net.context ** -0.5)
+            params.update({"probe.weight": probe.weight.detach(), "probe.bias": probe.bias.detach()})
         if cfg.algo in ("context", "encoder") and cfg.inner_steps:  # learned step sizes α [K, d]
             inner_lrs = {"context": torch.full((cfg.inner_steps, cfg.net.context), cfg.inner_lr)}
         if cfg.algo == "context":  # more learned starting contexts
@@ -68,7 +78,7 @@ class MAMLDQN:
                 gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "context-starts"))
                 params["context_starts"] = torch.randn(cfg.context_starts - 1, cfg.net.context, generator=gen)
         elif cfg.algo == "encoder":
-            self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden)
+            self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden, cfg.encoder_head)
             params.update(self.encoder.init_params(derive_seed(cfg.seed, "set-encoder")))
         elif cfg.algo == "metasgd":
             moved = inner_keys(cfg, params) or tuple(params)

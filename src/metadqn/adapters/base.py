@@ -79,6 +79,11 @@ class Adapter(ABC):
         through :meth:`adapt` implement it."""
         raise NotImplementedError(f"{type(self).__name__} is not meta-trained through its adaptation")
 
+    def task_loss(self, state: State, task: torch.Tensor) -> torch.Tensor:
+        """Meta-training's optional task-inference loss: how well ``state`` predicts the
+        instance's scaled task parameters ``task [P]`` (methods with a task context)."""
+        raise NotImplementedError(f"{type(self).__name__} has no task context to predict the task from")
+
     def detached(self) -> "Adapter":
         """The same adapter with its meta-parameters cut from the autograd graph (for acting
         and evaluation)."""

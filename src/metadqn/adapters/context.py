@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import vmap
 
+from ..meta.config import REWARD_MODELS
 from ..meta.maml import InnerLoop, gradient_steps
 from ..nets import Params, init_params, q_values
 from ..replay import Batch
@@ -39,39 +40,65 @@ PREFIX = "model."
 
 
 class ModelHead(nn.Module):
-    """m(s, a; c) → (r̂, Δŝ): an MLP on [flattened observation, one-hot action, context],
-    evaluated on a parameter dict (keys ``model.layers.{i}.weight/bias``)."""
+    """m(s, a; c) → (r̂, Δŝ), evaluated on a parameter dict (keys ``model.*``).
 
-    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, context: int, hidden: tuple[int, ...]) -> None:
+    ``reward_model="joint"``: one MLP on [flattened observation, one-hot action, context]
+    predicts both (keys ``model.layers.{i}``). ``"next"``: the reward has its own MLP that
+    also sees the observed next observation, r̂(s, a, s′; c) (keys ``model.reward.{i}``) — the
+    reward of a transition, given the transition, as most reward models are — and the
+    dynamics MLP predicts Δŝ from (s, a; c) alone."""
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, context: int, hidden: tuple[int, ...],
+                 reward_model: str = "joint") -> None:
         super().__init__()
+        if reward_model not in REWARD_MODELS:
+            raise ValueError(f"reward_model must be one of {REWARD_MODELS}, got {reward_model!r}")
         self.obs_dim = int(torch.Size(obs_shape).numel())
-        self.n_actions, self.context = int(n_actions), int(context)
-        self.layers = nn.ModuleList()
-        width = self.obs_dim + self.n_actions + self.context
-        for h in (*hidden, 1 + self.obs_dim):
-            self.layers.append(nn.Linear(width, h))
+        self.n_actions, self.context, self.reward_model = int(n_actions), int(context), reward_model
+        joint = reward_model == "joint"
+        self.layers = self._mlp(self.obs_dim + self.n_actions + self.context, hidden, int(joint) + self.obs_dim)
+        if not joint:
+            self.reward = self._mlp(2 * self.obs_dim + self.n_actions + self.context, hidden, 1)
+
+    @staticmethod
+    def _mlp(width: int, hidden: tuple[int, ...], out: int) -> nn.ModuleList:
+        layers = nn.ModuleList()
+        for h in (*hidden, out):
+            layers.append(nn.Linear(width, h))
             width = h
+        return layers
 
     def init_params(self, seed: int) -> Params:
         return {PREFIX + k: v for k, v in init_params(self, seed).items()}
 
-    def predict(self, params: Params, obs: torch.Tensor, action: torch.Tensor,
-                context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _run(params: Params, name: str, n: int, x: torch.Tensor) -> torch.Tensor:
+        for i in range(n):
+            x = F.linear(x, params[f"{PREFIX}{name}.{i}.weight"], params[f"{PREFIX}{name}.{i}.bias"])
+            if i < n - 1:
+                x = F.relu(x)
+        return x
+
+    def predict(self, params: Params, obs: torch.Tensor, action: torch.Tensor, context: torch.Tensor,
+                next_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted reward ``[batch]`` and observation change ``[batch, obs_dim]`` for
-        ``obs [batch, *obs_shape]``, ``action [batch]`` and one context ``[d]``."""
+        ``obs [batch, *obs_shape]``, ``action [batch]`` and one context ``[d]`` (and, for
+        ``reward_model="next"``, the observed ``next_obs``)."""
         x = obs.reshape(obs.shape[0], -1)
         one_hot = (action.unsqueeze(-1) == torch.arange(self.n_actions, device=action.device)).to(x.dtype)  # vmap-safe
-        x = torch.cat((x, one_hot, context.expand(x.shape[0], -1)), dim=1)
-        last = len(self.layers) - 1
-        for i in range(last + 1):
-            x = F.linear(x, params[f"{PREFIX}layers.{i}.weight"], params[f"{PREFIX}layers.{i}.bias"])
-            if i < last:
-                x = F.relu(x)
-        return x[:, 0], x[:, 1:]
+        ctx = context.expand(x.shape[0], -1)
+        out = self._run(params, "layers", len(self.layers), torch.cat((x, one_hot, ctx), dim=1))
+        if self.reward_model == "joint":
+            return out[:, 0], out[:, 1:]
+        if next_obs is None:
+            raise ValueError("reward_model='next' predicts the reward of an observed transition: pass next_obs")
+        nxt = next_obs.reshape(x.shape)
+        reward = self._run(params, "reward", len(self.reward), torch.cat((x, one_hot, nxt, ctx), dim=1))
+        return reward[:, 0], out
 
     def loss(self, params: Params, context: torch.Tensor, batch: Batch, obs_weight: float) -> torch.Tensor:
         """L_model of one instance's 1-step transitions (``batch.returns`` is the reward)."""
-        reward, delta = self.predict(params, batch.obs, batch.action, context)
+        reward, delta = self.predict(params, batch.obs, batch.action, context, batch.next_obs)
         true_delta = (batch.next_obs - batch.obs).reshape(delta.shape)
         # written out: F.mse_loss mis-broadcasts under vmap when only the prediction is batched
         return (reward - batch.returns).square().mean() + obs_weight * (delta - true_delta).square().mean()
@@ -102,11 +129,14 @@ class ContextModelAdapter(Adapter):
         starts = self.params.get("context_starts")
         if steps == 0 or starts is None:
             return {"context": self._descend(state["context"], support, steps)}
-        ends = torch.cat((self._descend(state["context"], support, steps).unsqueeze(0),
-                          vmap(lambda c: self._descend(c, support, steps))(starts)))          # [M, d]
-        losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)  # [M]
+        candidates = torch.cat((state["context"].unsqueeze(0), starts))                         # [M, d]
+        # Only the kept end carries a gradient (the choice is piecewise constant), so the M descents
+        # that choose run without the meta-gradient's graph, and the kept one runs again with it.
+        with torch.no_grad():
+            ends = vmap(lambda c: self._descend(c, support, steps))(candidates)
+            losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)  # [M]
         pick = (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
-        return {"context": (pick.unsqueeze(-1) * ends).sum(0)}  # the gradient flows through the kept end
+        return {"context": self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)}
 
     def _descend(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         """``steps`` steps of the inner loop from ``c``; step i uses α_min(i, K)."""
@@ -127,6 +157,11 @@ class ContextModelAdapter(Adapter):
         td = td_loss(self.net, {**self.params, "context": c}, query, target=tgt, double=self.td.double,
                      loss=self.td.loss)
         return td + self.model_weight * self.model.loss(self.params, c, query, self.obs_weight)
+
+    def task_loss(self, state: State, task: torch.Tensor) -> torch.Tensor:
+        """Squared error of the linear probe ``probe.*`` reading the task parameters off c′."""
+        pred = F.linear(state["context"], self.params["probe.weight"], self.params["probe.bias"])
+        return (pred - task).square().mean()
 
     def detached(self) -> "ContextModelAdapter":
         return ContextModelAdapter(self.name, self.net, self.model, {k: v.detach() for k, v in self.params.items()},

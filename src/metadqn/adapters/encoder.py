@@ -30,7 +30,8 @@ class SetEncoder(nn.Module):
     """c = W [mean_i φ(xᵢ); max_i φ(xᵢ)] + b over the transitions xᵢ of one instance's support,
     evaluated on a parameter dict (keys ``encoder.*``)."""
 
-    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, code: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, code: int, hidden: tuple[int, ...],
+                 head: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.obs_dim = int(torch.Size(obs_shape).numel())
         self.n_actions, self.code = int(n_actions), int(code)
@@ -39,7 +40,12 @@ class SetEncoder(nn.Module):
         for h in hidden:
             self.layers.append(nn.Linear(width, h))
             width = h
-        self.out = nn.Linear(2 * width, self.code)
+        self.head = nn.ModuleList()  # ρ: hidden layers after pooling (DeepSets' ρ(pool φ(x)))
+        width *= 2
+        for h in head:
+            self.head.append(nn.Linear(width, h))
+            width = h
+        self.out = nn.Linear(width, self.code)
 
     def init_params(self, seed: int) -> Params:
         return {PREFIX + k: v for k, v in init_params(self, seed).items()}
@@ -54,6 +60,8 @@ class SetEncoder(nn.Module):
         for i in range(len(self.layers)):
             x = F.relu(F.linear(x, params[f"{PREFIX}layers.{i}.weight"], params[f"{PREFIX}layers.{i}.bias"]))
         pooled = torch.cat((x.mean(0), x.max(0).values))
+        for i in range(len(self.head)):
+            pooled = F.relu(F.linear(pooled, params[f"{PREFIX}head.{i}.weight"], params[f"{PREFIX}head.{i}.bias"]))
         return F.linear(pooled, params[f"{PREFIX}out.weight"], params[f"{PREFIX}out.bias"])
 
 

@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import vmap
@@ -143,6 +144,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     outer_target = state.target if cfg.outer_target == "meta" else None
     user_weights = None if isinstance(cfg.task_weights, str) else cfg.task_weights
     n_tasks = env.n_tasks
+    task_targets = task_vectors(env, cfg) if cfg.task_loss_weight > 0 else None
     for update in range(cfg.outer_steps):
         if update:  # further meta-updates on fresh minibatches of the same episodes
             support = sample_support(buffers.support, adapter.support, episodes=cfg.support_episodes, generator=gen)
@@ -155,7 +157,8 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
             for k, d in reptile_direction(state.params, adapted, weights).items():
                 state.params[k].grad = d
         else:
-            per_instance = outer_losses(adapter, support, query, steps=cfg.inner_steps, target=outer_target)
+            per_instance = outer_losses(adapter, support, query, steps=cfg.inner_steps, target=outer_target,
+                                        task=task_targets, task_weight=cfg.task_loss_weight)
             weights = instance_weights(per_instance, cfg, n_tasks, user_weights)
             ((weights * per_instance).sum() / weights.sum()).backward()
         loss_value = float(((weights * per_instance).sum() / weights.sum()).detach())
@@ -178,13 +181,29 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     return metrics
 
 
-def outer_losses(adapter: Adapter, support: Any, query: Any, *, steps: int, target: Params | None) -> torch.Tensor:
+def task_vectors(env: BatchedEnv, cfg: MetaConfig) -> torch.Tensor:
+    """Each instance's scaled task parameters ``[task * envs_per_task, P]`` (task-major), the
+    targets of the task-inference loss."""
+    vec = torch.as_tensor(np.stack([env.family.task_vector(t) for t in env.tasks]), dtype=torch.float32,
+                          device=env.device)
+    return vec.repeat_interleave(cfg.envs_per_task, 0)
+
+
+def outer_losses(adapter: Adapter, support: Any, query: Any, *, steps: int, target: Params | None,
+                 task: torch.Tensor | None = None, task_weight: float = 0.0) -> torch.Tensor:
     """Each instance's outer loss ``[instance]`` after ``steps`` adaptation steps on its support,
     differentiable through the adapter's own :meth:`~metadqn.adapters.Adapter.adapt` (the
-    function test-time adaptation calls)."""
+    function test-time adaptation calls); with ``task`` (``[instance, P]``), plus ``task_weight``
+    × the adapter's task-inference loss of the adapted state."""
     prior = adapter.prior()
-    return vmap(lambda s, q: adapter.outer_loss(adapter.adapt(prior, s, steps), q, target=target))(support, query)
+    if task is None:
+        return vmap(lambda s, q: adapter.outer_loss(adapter.adapt(prior, s, steps), q, target=target))(support, query)
+
+    def one(s: Any, q: Any, y: torch.Tensor) -> torch.Tensor:
+        state = adapter.adapt(prior, s, steps)
+        return adapter.outer_loss(state, q, target=target) + task_weight * adapter.task_loss(state, y)
+    return vmap(one)(support, query, task)
 
 
 __all__ = ["Buffers", "MetaState", "horizon_n_step", "inner_keys", "instance_weights", "make_adapter",
-           "meta_iteration", "outer_losses"]
+           "meta_iteration", "outer_losses", "task_vectors"]

@@ -46,6 +46,8 @@ class Param:
 
     ``shape`` is ``()`` for a scalar; ``integer`` parameters are sampled with
     ``rng.integers(low, high + 1)``; ``choices`` (if given) replaces the range with a set.
+    ``inferable=False`` marks a parameter that names rather than measures (a layout's random
+    seed): it is left out of :meth:`TaskFamily.task_vector`.
     """
 
     name: str
@@ -56,6 +58,13 @@ class Param:
     shape: tuple[int, ...] = ()
     integer: bool = False
     choices: tuple[float, ...] | None = None
+    inferable: bool = True
+
+    def scaled(self, value: Any) -> np.ndarray:
+        """``value`` flattened and scaled to [0, 1] by the range (or the choices' span)."""
+        low, high = (min(self.choices), max(self.choices)) if self.choices is not None else (self.low, self.high)
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+        return (arr - low) / (high - low) if high > low else np.zeros_like(arr)
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "low": self.low, "high": self.high,
@@ -382,6 +391,13 @@ class TaskFamily(ABC):
         if not isinstance(task, Mapping):
             raise TaskError(f"a task must be a Task or a mapping of parameters, got {type(task).__name__}")
         return self.task(**task)
+
+    def task_vector(self, task: Task) -> np.ndarray:
+        """The task's inferable parameters as one vector, each scaled to [0, 1] by its range:
+        what meta-training's optional task-inference loss (``task_loss_weight``) asks the
+        adapted context to predict. Never used at test time."""
+        parts = [p.scaled(task[p.name]) for p in self.params if p.inferable]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def _check_task(self, task: Task) -> None:
         """Constraints across parameters (e.g. a goal not on an obstacle); raise TaskError."""

@@ -73,7 +73,8 @@ class GridNavFamily(GridNavLimits, TaskFamily):
         specs = [Param("goal", 0, n - 1, [n - 1, n - 1], "goal cell [row, col] (hidden from the agent)",
                        shape=(2,), integer=True)]
         if self.obstacles:
-            specs.append(Param("layout", 0, 2**31 - 2, 0, "seed of the obstacle layout", integer=True))
+            specs.append(Param("layout", 0, 2**31 - 2, 0, "seed of the obstacle layout", integer=True,
+                               inferable=False))
         return tuple(specs)
 
     # -- layout helpers -------------------------------------------------------------------

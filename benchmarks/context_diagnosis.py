@@ -1,0 +1,97 @@
+"""Where does context MAML (or the encoder) lose NR on gridnav? Meta-trains one setting, then
+on held-out tasks (20 × 5 runs, one random support episode, k context steps) reports NR grouped
+by the size of the exact goal posterior given the support data (1 = the episode identifies the
+goal), and how often the adapted context's reward model points at the true goal ("decoded":
+the goal whose −distance map best matches the model's predicted rewards).
+
+    python benchmarks/context_diagnosis.py --iterations 200 --set context_starts=8
+    python benchmarks/context_diagnosis.py --iterations 200 --cue-steps 16   # goal visible: Q-learning alone
+    python benchmarks/context_diagnosis.py --iterations 200 --train-tasks     # held-out vs training goals
+
+Meant for exploring (benchmarks/RESULTS.md has what it measured); the protocol with baselines
+and CIs is `metadqn evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from metadqn import MAMLDQN, make_family
+from metadqn.adaptation import adapt_instances, new_task_data
+from metadqn.tasks.grid import bfs_distance, successors
+
+
+def decoded_goals(learner: MAMLDQN, contexts: torch.Tensor, size: int) -> list[tuple[int, int]]:
+    """For each context, the goal whose reward map −d(s′, g)/N best matches the model head's
+    predicted reward of every (cell, action) of an empty grid."""
+    walls = np.zeros((size, size), bool)
+    cells = torch.tensor([[r / (size - 1), c / (size - 1)] for r in range(size) for c in range(size)])
+    nxt = successors(walls)                                                  # [cell, action]
+    start = (size // 2, size // 2)
+    goals = [(r, c) for r in range(size) for c in range(size) if (r, c) != start]
+    dist = np.stack([bfs_distance(walls, g).reshape(-1) for g in goals]) / size
+    params = {k: v.detach() for k, v in learner.params.items()}
+    out = []
+    with torch.no_grad():
+        for c in contexts:
+            err = np.zeros(len(goals))
+            for a in range(4):
+                r_hat, _ = learner.model.predict(params, cells, torch.full((len(cells),), a), c,
+                                                 cells[torch.as_tensor(nxt[:, a])])
+                err += ((r_hat.numpy()[None, :] + dist[:, nxt[:, a]]) ** 2).mean(1)
+            out.append(goals[int(err.argmin())])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=10, help="context steps k at test time")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cue-steps", type=int, default=0, help="show the goal in the first N observations")
+    ap.add_argument("--train-tasks", action="store_true", help="also report NR on 20 training tasks")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="MAMLDQN override (repeatable)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    family = make_family("gridnav", cue_steps=args.cue_steps) if args.cue_steps else make_family("gridnav")
+    train, test = family.split(40, 20, seed=0)
+    t0 = time.perf_counter()
+    learner = MAMLDQN(family, **{"algo": "context", "eval_every": 0, "checkpoint_every": 0,
+                                 "iterations": args.iterations, "seed": args.seed, **extra})
+    learner.meta_train(train, progress=False)
+    seconds = time.perf_counter() - t0
+    k, runs = args.steps, 5
+    nr = learner.adaptation_returns(test, steps=(k,), runs=runs, seed=5)["nr"][k].numpy().reshape(-1)
+    print(f"{extra} cue_steps={args.cue_steps} seed={args.seed}: {args.iterations} iterations in {seconds:.0f} s; "
+          f"held-out NR at k={k}: {nr.mean():.2f}")
+    if args.train_tasks:
+        tr = learner.adaptation_returns(train[:20], steps=(k,), runs=runs, seed=5)["nr"][k]
+        print(f"  training tasks (20 of them): NR at k={k}: {float(tr.mean()):.2f}")
+    if args.cue_steps:
+        return
+    buf, _ = new_task_data(family, test, runs_per_task=runs, episodes=1, adapter=None, seed=5)
+    data = {n: getattr(buf, n)[:, :family.max_episode_steps, 0].numpy()
+            for n in ("obs", "action", "reward", "next_obs", "terminated")}
+    sizes = np.array([len(family.goal_posterior(test[i // runs], {n: v[i] for n, v in data.items()}))
+                      for i in range(len(nr))])
+    contexts = adapt_instances(learner.adapter(), family, test, runs_per_task=runs, episodes=1, steps=(k,),
+                               seed=5)[k]["context"]
+    hit = np.array([g == tuple(test[i // runs]["goal"])
+                    for i, g in enumerate(decoded_goals(learner, contexts, family.size))])
+    print(f"  decoded the true goal: {hit.mean():.2f}; NR where decoded right {nr[hit].mean():.2f}, "
+          f"wrong {nr[~hit].mean() if (~hit).any() else float('nan'):.2f}")
+    print("| goals consistent with the episode | instances | NR | decoded right |\n|---|---|---|---|")
+    for groups, label in (((1,), "1"), ((2,), "2"), (tuple(range(3, 64)), "3+")):
+        m = np.isin(sizes, groups)
+        if m.any():
+            print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {hit[m].mean():.2f} |")
+
+
+if __name__ == "__main__":
+    main()
