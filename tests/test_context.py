@@ -194,6 +194,13 @@ def test_online_adaptation_that_never_fires_in_the_episode_equals_frozen_adaptat
     assert torch.equal(late, frozen)
     live, ms = online_curve(adapter, family, test, runs_per_task=2, episodes=0, steps=5, every=1, seed=4)
     assert live.shape == (3, 2) and ms > 0
+    # the protocol's online section: the step count it was asked for, both budgets, the online limit
+    result = metadqn.evaluate(learner, test, baselines=[], config=metadqn.EvalConfig(
+        seeds=2, budgets=(1,), steps=(0,), eval_episodes=1, online=True, online_steps=2, online_every=h))
+    entry = result["online"]["methods"]["context"]
+    assert entry["steps"] == 2 and set(entry["nr"]) == {"0", "1"} and set(result["online"]["limit"]) == {"0", "1"}
+    with pytest.raises(ValueError, match="online_steps >= 0"):
+        metadqn.EvalConfig(online=True, online_steps=-1)
 
 
 def test_multi_start_keeps_the_end_point_with_the_lowest_support_loss():
@@ -218,6 +225,18 @@ def test_multi_start_keeps_the_end_point_with_the_lowest_support_loss():
     for a, b, p in zip(got, want, wrt):
         assert torch.allclose(torch.zeros_like(p) if a is None else a, torch.zeros_like(p) if b is None else b,
                               atol=1e-10)
+
+
+def test_with_several_starts_every_k_is_adapted_from_the_prior_not_from_the_previous_k():
+    from metadqn.adaptation import adapt_instances
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 3, seed=0)
+    learner = MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=4))
+    learner.meta_train(train, progress=False)
+    kw = dict(runs_per_task=2, episodes=1, seed=4)
+    together = adapt_instances(learner.adapter(), family, test, steps=(1, 6), **kw)[6]["context"]
+    alone = adapt_instances(learner.adapter(), family, test, steps=(6,), **kw)[6]["context"]
+    assert not learner.adapter().resumable and torch.equal(together, alone)
 
 
 def test_encoder_refinement_steps_start_from_the_code_at_every_k():

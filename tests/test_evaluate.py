@@ -168,3 +168,15 @@ def test_cli_evaluate_writes_json_report_and_plots(tiny_run, tmp_path, capsys):
     assert "report:" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--budgets", "one"]) == 2
     assert main(["evaluate", str(run), "--baselines", "bogus"]) == 2
+
+
+def test_headline_has_no_gain_line_without_a_zero_shot_number():
+    from metadqn.report import headline
+    cell = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    result = {"budgets": [1], "steps": [10], "meta_training": {"algo": "context"}, "references": {},
+              "methods": {"context": {"nr": {"1": {"10": cell}}}}, "env_steps_to_95pct_oracle": {"context": None}}
+    lines = headline(result)
+    assert not any("nan" in line for line in lines) and not any("adaptation gain" in line for line in lines)
+    result["steps"] = [0, 10]
+    result["methods"]["context"]["nr"]["1"]["0"] = {**cell, "mean": 0.1}
+    assert "context: adaptation gain NR(10) − NR(0) = +0.40" in headline(result)

@@ -301,3 +301,9 @@ def test_safeguard_keeps_the_adapted_parameters_only_where_the_support_loss_fell
         for k in params:
             assert torch.allclose(guarded[k][i], want[k][i])
     assert 0 < kept < T  # both branches exercised
+    # so 3 guarded steps are not 1 then 2 more: the evaluation adapts every k from the prior
+    from metadqn.adapters import GradientAdapter, SupportSpec
+    from metadqn.td import TDLoss
+    make = lambda guard: GradientAdapter("m", net, params, inner=InnerLoop(lr=4.0, steps=3, safeguard=guard),  # noqa: E731
+                                         td=TDLoss(), support=SupportSpec())
+    assert make(False).resumable and not make(True).resumable

@@ -125,10 +125,10 @@ def adapt_instances(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task],
     out: dict[int, State] = {}
     current, done = None, 0
     for k in sorted(set(steps)):
-        if adapter.uses_steps:  # k steps = the steps so far and k - done more
+        if adapter.resumable:  # k steps = the steps so far and k - done more
             current = adapt_batch(adapter, support, k - done, current)
             done = k
-        else:  # the state is inferred from the data first: every k starts from the prior
+        else:  # a choice or an inference comes first: every k starts from the prior
             current = adapt_batch(adapter, support, k)
         current = {name: v.detach() for name, v in current.items()}
         out[k] = current

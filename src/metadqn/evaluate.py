@@ -67,6 +67,7 @@ class EvalConfig:
     online: bool = False                   # also adapt during the evaluation episode (context methods)
     online_budgets: tuple[int, ...] = (0, 1)   # support episodes before online evaluation (0: none)
     online_every: int = 1                  # env steps between online re-adaptations
+    online_steps: int = 0                  # adaptation steps of each online re-adaptation (0: each method's trained K)
     safeguard: bool = False                # gradient adapters keep θ' only where their support loss fell
     bootstrap_reps: int = 2000
     seed: int = 0
@@ -80,8 +81,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         self.budgets = tuple(int(b) for b in self.budgets)
         self.online_budgets = tuple(int(b) for b in self.online_budgets)
-        if self.online and (not self.online_budgets or min(self.online_budgets) < 0 or self.online_every < 1):
-            raise ValueError("online evaluation needs online_budgets >= 0 and online_every >= 1")
+        if self.online and (not self.online_budgets or min(self.online_budgets) < 0 or self.online_every < 1
+                            or self.online_steps < 0):
+            raise ValueError("online evaluation needs online_budgets >= 0, online_every >= 1 and online_steps >= 0")
         self.steps = tuple(sorted(set(int(k) for k in self.steps)))
         self.baselines = tuple(self.baselines)
         if self.baseline_batch < 0:
@@ -259,11 +261,12 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
     for name, adapter in adapters.items():
         if not adapter.online:
             continue
-        entry: dict[str, Any] = {"steps": adapter.default_steps, "nr": {}, "ms_per_env_step": {},
+        steps = cfg.online_steps or adapter.default_steps
+        entry: dict[str, Any] = {"steps": steps, "nr": {}, "ms_per_env_step": {},
                                  "instances": len(tasks) * cfg.seeds}  # the cost is for all instances together
         for budget in cfg.online_budgets:
             ret, ms = online_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
-                                   steps=adapter.default_steps, every=cfg.online_every, seed=cfg.data_seed,
+                                   steps=steps, every=cfg.online_every, seed=cfg.data_seed,
                                    device=device)
             entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
                                                 cfg.seed)

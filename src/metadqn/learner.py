@@ -65,12 +65,9 @@ class MAMLDQN:
             n_task = len(self.family.task_vector(self.family.default_task()))
             if n_task == 0:
                 raise ValueError(f"task_loss_weight: family {self.family.name!r} has no inferable task parameters")
-            probe = torch.nn.Linear(cfg.net.context, n_task)
-            torch.nn.init.zeros_(probe.bias)
-            with torch.random.fork_rng():
-                torch.manual_seed(derive_seed(cfg.seed, "task-probe"))
-                torch.nn.init.normal_(probe.weight, std=cfg.net.context ** -0.5)
-            params.update({"probe.weight": probe.weight.detach(), "probe.bias": probe.bias.detach()})
+            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "task-probe"))
+            params["probe.weight"] = torch.randn(n_task, cfg.net.context, generator=gen) * cfg.net.context ** -0.5
+            params["probe.bias"] = torch.zeros(n_task)
         if cfg.algo in ("context", "encoder") and cfg.inner_steps:  # learned step sizes α [K, d]
             inner_lrs = {"context": torch.full((cfg.inner_steps, cfg.net.context), cfg.inner_lr)}
         if cfg.algo == "context":  # more learned starting contexts

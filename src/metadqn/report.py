@@ -111,8 +111,9 @@ def headline(result: Mapping[str, Any]) -> list[str]:
             zero = methods["multitask"]["nr"][b]["0"]["mean"] if "0" in methods["multitask"]["nr"][b] else float("nan")
             lines.append(f"{meta} − multitask at k={k1}: {gap:+.2f} NR (target ≥ +0.20 where multitask zero-shot "
                          f"NR ≤ 0.5; multitask zero-shot NR = {zero:.2f}): {'met' if gap >= 0.2 and zero <= 0.5 else 'NOT met'}")
-        gain = methods[meta]["nr"][b][k1]["mean"] - methods[meta]["nr"][b]["0"]["mean"] if "0" in methods[meta]["nr"][b] else float("nan")
-        lines.append(f"{meta}: adaptation gain NR({k1}) − NR(0) = {gain:+.2f}")
+        if "0" in methods[meta]["nr"][b] and k1 != "0":  # no gain line without a zero-shot number to compare
+            gain = methods[meta]["nr"][b][k1]["mean"] - methods[meta]["nr"][b]["0"]["mean"]
+            lines.append(f"{meta}: adaptation gain NR({k1}) − NR(0) = {gain:+.2f}")
     to95 = result["env_steps_to_95pct_oracle"]
     lines.append("env steps to 95% of oracle: " + ", ".join(
         f"{n}={'not reached' if v is None else v}" for n, v in to95.items() if n != "oracle"))

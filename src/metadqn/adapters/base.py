@@ -55,6 +55,12 @@ class Adapter(ABC):
     online: bool = False      # True: cheap enough to re-adapt during an episode (metadqn evaluate --online)
 
     @property
+    def resumable(self) -> bool:
+        """Whether k₁ + k₂ steps equal k₂ steps from the state after k₁ (plain gradient steps);
+        if not (a choice among starting points, an inference), every k starts from the prior."""
+        return self.uses_steps
+
+    @property
     def default_steps(self) -> int:
         """The adaptation steps the method was meta-trained with (online adaptation uses them)."""
         return 0

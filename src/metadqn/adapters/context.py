@@ -122,6 +122,10 @@ class ContextModelAdapter(Adapter):
     def default_steps(self) -> int:
         return int(self.step_sizes.shape[0])
 
+    @property
+    def resumable(self) -> bool:
+        return self.uses_steps and "context_starts" not in self.params  # multi-start chooses anew on each call
+
     def prior(self) -> State:
         return {"context": self.params["context"]}
 

@@ -41,6 +41,10 @@ class GradientAdapter(Adapter):
     def default_steps(self) -> int:
         return self.inner.steps
 
+    @property
+    def resumable(self) -> bool:
+        return not self.inner.safeguard  # the safeguard compares the end with the start of each call
+
     def prior(self) -> State:
         return dict(self.params)
 
