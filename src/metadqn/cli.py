@@ -278,11 +278,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"metadqn demo: error: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2
-    imports = [x for m in args.imports for x in ("--import", m)]
-    imports += ["--threads", str(args.threads)] if args.threads is not None else []
+    top = [x for m in args.imports for x in ("--import", m)]  # the options before the command, passed on
+    top += ["--threads", str(args.threads)] if args.threads is not None else []
 
     def train(algo: str, out: str, *extra: str) -> list[str]:
-        return [*imports, "train", "--family", args.family, "--algo", algo, "--out", out, "--overwrite",
+        return [*top, "train", "--family", args.family, "--algo", algo, "--out", out, "--overwrite",
                 "--iterations", str(args.iterations), *sets, *extra]
     # The baselines' runs train beside context MAML in a second process where there are two cores
     # (the networks are small: one thread each is fastest), quietly; their errors still print.
