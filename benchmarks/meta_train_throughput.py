@@ -1,6 +1,7 @@
 """Meta-training throughput: env steps and meta-updates per second (default family gridnav).
 
     python benchmarks/meta_train_throughput.py [--family driving] [--device cpu|cuda] [--envs 4 16 64]
+    python benchmarks/meta_train_throughput.py --algo context --envs 4 --set context_starts=8
 
 Counts every env step of support + query collection (40 training tasks x envs per task x 2
 episodes of the family's horizon per iteration) and includes the inner loop and the
@@ -11,6 +12,7 @@ raw batched-env speed (random actions, no network) at the same batch size.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -27,12 +29,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--algo", default="maml")
     ap.add_argument("--family", default="gridnav")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="MAMLDQN override (repeatable)")
     args = ap.parse_args()
+    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     torch.set_num_threads(args.threads)
     family = make_family(args.family)
     train, _ = family.split(40, 0, seed=0)
     print(f"family={args.family} device={args.device} threads={args.threads} algo={args.algo} tasks=40 "
-          f"horizon={family.max_episode_steps}")
+          f"horizon={family.max_episode_steps} overrides={extra}")
     print("| envs per task | env-steps/s | meta-updates/s | raw env steps/s |\n|---|---|---|---|")
     for envs in args.envs:
         env = family.make_batched(train, envs, device=args.device, seed=0)
@@ -42,7 +46,8 @@ def main() -> None:
         for a in actions:
             env.step(a)
         raw = 100 * env.n_tasks * envs / (time.perf_counter() - t0)
-        learner = MAMLDQN(family, algo=args.algo, envs_per_task=envs, eval_every=0, device=args.device)
+        learner = MAMLDQN(family, **{"algo": args.algo, "envs_per_task": envs, "eval_every": 0, "device": args.device,
+                                     **extra})
         learner.meta_train(train, iterations=args.warmup, progress=False)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
