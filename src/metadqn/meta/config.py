@@ -32,7 +32,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # gridnav: the goal's reward model is multimodal (goals at equal distances from the visited cells),
 # and gradient steps from one start find one basin; 8 learned starts, keeping the end that fits
 # the support best, lift NR after one episode from 0.64 to 0.78 (200 iterations) at 2.1x the time
-# per iteration — on the bandit they do not help (0.74 vs 0.76 at k = 3).
+# per iteration — on the bandit they do not help (0.71 vs 0.76 at k = 3).
 FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "cartpole-physics": {"context": {"outer_steps": 32, "query_replay": 4000, "eps_query": 0.3,
                                      "n_train_tasks": 20, "n_test_tasks": 10, "envs_per_task": 2}},
