@@ -196,13 +196,12 @@ def outer_losses(adapter: Adapter, support: Any, query: Any, *, steps: int, targ
     function test-time adaptation calls); with ``task`` (``[instance, P]``), plus ``task_weight``
     × the adapter's task-inference loss of the adapted state."""
     prior = adapter.prior()
-    if task is None:
-        return vmap(lambda s, q: adapter.outer_loss(adapter.adapt(prior, s, steps), q, target=target))(support, query)
 
-    def one(s: Any, q: Any, y: torch.Tensor) -> torch.Tensor:
+    def one(s: Any, q: Any, y: torch.Tensor | None) -> torch.Tensor:
         state = adapter.adapt(prior, s, steps)
-        return adapter.outer_loss(state, q, target=target) + task_weight * adapter.task_loss(state, y)
-    return vmap(one)(support, query, task)
+        loss = adapter.outer_loss(state, q, target=target)
+        return loss if y is None else loss + task_weight * adapter.task_loss(state, y)
+    return vmap(one, in_dims=(0, 0, None if task is None else 0))(support, query, task)
 
 
 __all__ = ["Buffers", "MetaState", "horizon_n_step", "inner_keys", "instance_weights", "make_adapter",
