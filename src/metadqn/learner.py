@@ -6,6 +6,7 @@ logs, evaluates on held-out tasks and checkpoints. What one iteration does is in
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -289,6 +290,7 @@ class MAMLDQN:
     @classmethod
     def _load(cls, path: str | Path, device: str | None) -> "MAMLDQN":
         tensors, meta = load_checkpoint(path, kind="maml-dqn")
+        tensors = _legacy_names(tensors)
         family = make_family(meta["family"], **meta["family_options"])
         config = meta["config"] if device is None else {**meta["config"], "device": device}
         learner = cls(family, from_dict(MetaConfig, config))
@@ -316,6 +318,15 @@ class MAMLDQN:
             except ValueError as e:
                 raise CheckpointError(f"{path}: {e}") from None
         return learner
+
+
+_LEGACY_MODEL = re.compile(r"^(params|target)/model\.(\d+)\.(weight|bias)$")
+
+
+def _legacy_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Checkpoints written before the model head had a separate reward network named its
+    layers ``model.{i}``; they are ``model.layers.{i}`` now (same shapes, same order)."""
+    return {_LEGACY_MODEL.sub(r"\1/model.layers.\2.\3", k): v for k, v in tensors.items()}
 
 
 def _copy_into(dst: Params, src: Mapping[str, torch.Tensor], path: str | Path) -> None:
