@@ -142,6 +142,21 @@ def test_context_run_resumes_bit_exactly_and_saves_its_model_and_step_sizes(tmp_
     assert set(adapted) == {"context"} and adapted["context"].shape == (4,)
 
 
+def test_a_context_run_saved_before_the_model_head_was_renamed_still_loads(tmp_path):
+    from metadqn.checkpoint import load_checkpoint, save_checkpoint
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 2, seed=0)
+    run = MAMLDQN(family, **_tiny(iterations=2, eval_every=0)).meta_train(train, test_tasks=test,
+                                                                          out_dir=tmp_path / "run", progress=False)
+    tensors, meta = load_checkpoint(tmp_path / "run")
+    old = {k.replace("model.layers.", "model."): v for k, v in tensors.items()}  # the earlier names
+    assert old.keys() != tensors.keys() and any(k.startswith("params/model.0.") for k in old)
+    save_checkpoint(tmp_path / "run" / "checkpoint.safetensors", old, meta)
+    loaded = MAMLDQN.load(tmp_path / "run")
+    for k, v in run.params.items():
+        assert torch.equal(loaded.params[k], v)
+
+
 def _encoder_setup():
     torch.manual_seed(1)
     net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D), (OBS,), A).double()
@@ -225,6 +240,35 @@ def test_multi_start_keeps_the_end_point_with_the_lowest_support_loss():
     for a, b, p in zip(got, want, wrt):
         assert torch.allclose(torch.zeros_like(p) if a is None else a, torch.zeros_like(p) if b is None else b,
                               atol=1e-10)
+
+
+def test_warm_online_readaptation_keeps_the_best_fitting_of_the_previous_end_and_every_start():
+    net, model, params, target, lrs, adapter, support, query = _setup()
+    one = support.row(1)
+    previous = {"context": torch.randn(D, dtype=torch.float64) * 3}
+    for starts in (None, (torch.randn(3, D, dtype=torch.float64) * 2).requires_grad_()):
+        if starts is not None:
+            params["context_starts"] = starts
+        candidates = [previous["context"], params["context"], *([] if starts is None else starts)]
+        ends = [adapter._descend(c, one, 2) for c in candidates]
+        losses = [float(_model_loss(model, params, c, one).detach()) for c in ends]
+        got = adapter.readapt(previous, one, 2)["context"]
+        assert torch.allclose(got, ends[losses.index(min(losses))])
+        assert float(_model_loss(model, params, got, one).detach()) <= min(losses[1:])  # never worse than a cold start
+
+
+def test_warm_online_evaluation_is_named_in_the_json_and_changes_only_online_numbers():
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 3, seed=0)
+    learner = MAMLDQN(family, **_tiny(iterations=3, eval_every=0, checkpoint_every=0, context_starts=3))
+    learner.meta_train(train, progress=False)
+    common = dict(seeds=2, budgets=(1,), steps=(2,), eval_episodes=1, online=True, online_budgets=(1,),
+                  online_steps=2)
+    cold = metadqn.evaluate(learner, test, baselines=[], config=metadqn.EvalConfig(**common))
+    warm = metadqn.evaluate(learner, test, baselines=[], config=metadqn.EvalConfig(**common, online_warm=True))
+    assert cold["online"]["warm"] is False and warm["online"]["warm"] is True
+    assert warm["methods"] == cold["methods"]  # frozen adaptation is untouched
+    assert set(warm["online"]["methods"]["context"]["nr"]) == {"1"}
 
 
 def test_with_several_starts_every_k_is_adapted_from_the_prior_not_from_the_previous_k():

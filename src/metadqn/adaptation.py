@@ -156,12 +156,13 @@ def _greedy_step(adapter: Adapter, state: State, obs: torch.Tensor) -> torch.Ten
 
 
 def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: int, episodes: int,
-                 steps: int, every: int = 1, seed: int = 0,
+                 steps: int, every: int = 1, seed: int = 0, warm: bool = False,
                  device: str | torch.device = "cpu") -> tuple[torch.Tensor, float]:
     """Online adaptation: after the same support data as :func:`adaptation_curve` (``episodes``
     may be 0), each instance plays one greedy episode and, every ``every`` env steps,
     re-adapts from its prior with ``steps`` steps on all its data so far (support + this
-    episode). Returns the episode returns ``[task, run]`` and the adaptation cost in ms per
+    episode); ``warm``: through :meth:`Adapter.readapt`, which may also start from the
+    previous re-adaptation's end. Returns the episode returns ``[task, run]`` and the adaptation cost in ms per
     env step (all instances together)."""
     if every < 1:
         raise ValueError(f"online adaptation needs every >= 1 env steps, got {every}")
@@ -173,13 +174,17 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
     n = len(instances)
     env = family.make_batched(instances, 1, device=device, seed=derive_seed(seed, "greedy-eval"))
 
-    def readapt() -> State:
+    def readapt(previous: State | None) -> State:
         if buf.steps == 0:  # no data yet (no support episode): the prior
             return broadcast(adapter.prior(), n)
         support = sample_support(buf, adapter.support, episodes=max(episodes, 1), generator=gen)
-        return {k: v.detach() for k, v in adapt_batch(adapter, support, steps).items()}
+        if warm and previous is not None:
+            new = vmap(lambda state, batch: adapter.readapt(state, batch, steps))(previous, support)
+        else:
+            new = adapt_batch(adapter, support, steps)
+        return {k: v.detach() for k, v in new.items()}
 
-    state, cost = readapt(), 0.0
+    state, cost = readapt(None), 0.0
     obs = env.reset()
     finished = torch.zeros(n, 1, dtype=torch.bool, device=env.device)
     returns = torch.zeros(n, 1, device=env.device)
@@ -192,7 +197,7 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
         obs = out.obs
         if (t + 1) % every == 0 and not bool(finished.all()):
             t0 = time.perf_counter()
-            state = readapt()
+            state = readapt(state)
             cost += time.perf_counter() - t0
     return returns.view(len(tasks), runs_per_task), 1000 * cost / horizon
 

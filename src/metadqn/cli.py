@@ -244,7 +244,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         baselines=baselines, multitask_steps=args.multitask_steps, oracle_steps=args.oracle_steps,
                         seed=args.seed, online=args.online,
                         online_budgets=_int_list(args.online_budgets, "--online-budgets"),
-                        online_every=args.online_every, online_steps=args.online_steps, safeguard=args.safeguard,
+                        online_every=args.online_every, online_steps=args.online_steps,
+                        online_warm=args.online_warm, safeguard=args.safeguard,
                         baseline_batch=args.baseline_batch)
     tasks = more_test_tasks(learner, args.n_test_tasks)
     compare: dict[str, MAMLDQN] = {}
@@ -426,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online-every", type=int, default=1, help="env steps between online re-adaptations")
     p.add_argument("--online-steps", type=int, default=0,
                    help="adaptation steps of each online re-adaptation (default 0: each method's trained K)")
+    p.add_argument("--online-warm", action="store_true",
+                   help="each online re-adaptation also starts from the previous one's end (not only the prior)")
     p.add_argument("--baseline-batch", type=int, default=0,
                    help="transitions per support episode in the baselines' TD steps (0: every transition once)")
     p.add_argument("--safeguard", action="store_true",

@@ -68,6 +68,7 @@ class EvalConfig:
     online_budgets: tuple[int, ...] = (0, 1)   # support episodes before online evaluation (0: none)
     online_every: int = 1                  # env steps between online re-adaptations
     online_steps: int = 0                  # adaptation steps of each online re-adaptation (0: each method's trained K)
+    online_warm: bool = False              # each online re-adaptation also starts from the previous one's end
     safeguard: bool = False                # gradient adapters keep θ' only where their support loss fell
     bootstrap_reps: int = 2000
     seed: int = 0
@@ -257,7 +258,8 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
     """Online adaptation of every adapter that supports it (kept apart from the frozen numbers):
     per support budget, NR of one greedy episode that re-adapts every ``online_every`` env steps
     on all data so far, the cost in ms per env step, and the online information limit."""
-    out: dict[str, Any] = {"every": cfg.online_every, "budgets": list(cfg.online_budgets), "methods": {}}
+    out: dict[str, Any] = {"every": cfg.online_every, "warm": cfg.online_warm, "budgets": list(cfg.online_budgets),
+                           "methods": {}}
     for name, adapter in adapters.items():
         if not adapter.online:
             continue
@@ -267,7 +269,7 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
         for budget in cfg.online_budgets:
             ret, ms = online_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
                                    steps=steps, every=cfg.online_every, seed=cfg.data_seed,
-                                   device=device)
+                                   warm=cfg.online_warm, device=device)
             entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
                                                 cfg.seed)
             entry["ms_per_env_step"][str(budget)] = ms

@@ -79,6 +79,11 @@ class Adapter(ABC):
     def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
         """Q-values ``[..., n_actions]`` for observations ``[..., *obs_shape]`` in ``state``."""
 
+    def readapt(self, previous: State, support: Batch, steps: int) -> State:
+        """Online re-adaptation that may also use ``previous``, the last re-adaptation's end
+        (``metadqn evaluate --online-warm``); by default it adapts from the prior."""
+        return self.adapt(self.prior(), support, steps)
+
     def outer_loss(self, state: State, query: Batch, *, target: dict[str, torch.Tensor] | None) -> torch.Tensor:
         """Meta-training's loss for one instance's adapted ``state`` on its ``query`` data
         (``target``: the meta target network). Methods meta-trained by differentiating

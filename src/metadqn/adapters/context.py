@@ -142,6 +142,19 @@ class ContextModelAdapter(Adapter):
         pick = (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
         return {"context": self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)}
 
+    def readapt(self, previous: State, support: Batch, steps: int) -> State:
+        """Online: the previous end competes with every start (c₀ and the learned ones), each
+        descended ``steps`` steps; the end with the lowest support loss is kept. Never resumes
+        blindly from the previous end, so it cannot drift further from c₀ than ``steps`` steps
+        from some candidate."""
+        starts = self.params.get("context_starts")
+        candidates = [previous["context"].unsqueeze(0), self.params["context"].unsqueeze(0)]
+        candidates = torch.cat(candidates if starts is None else [*candidates, starts])             # [M, d]
+        ends = vmap(lambda c: self._descend(c, support, steps))(candidates)
+        losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)
+        pick = (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
+        return {"context": (pick.unsqueeze(-1) * ends).sum(0)}
+
     def _descend(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         """``steps`` steps of the inner loop from ``c``; step i uses α_min(i, K)."""
         def loss(state: Params, batch: Batch) -> torch.Tensor:
