@@ -10,7 +10,8 @@ wall-clock (evaluations excluded) until that mean return first reaches the thres
 −100). A run that has not solved within ``--max-steps`` env steps is reported as not solved.
 
 ``--settings own`` (default): each at its own best settings — SB3 with RL-Zoo's tuned
-hyperparameters for the task, ours with its defaults (``DQNConfig()``), both with the
+hyperparameters for the task, ours with its defaults for the family (``DQNConfig()`` and the
+family's recommended settings, ``DQN_FAMILY_DEFAULTS`` — none for CartPole), both with the
 RL-Zoo's network ([256, 256] for CartPole, [256, 256] for Acrobot). ``--settings same``: ours
 with SB3's RL-Zoo hyperparameters mapped one to one (one environment, the same update
 schedule, batch, buffer, target period, exploration), for transparency.
@@ -101,10 +102,12 @@ def sb3_run(task: dict[str, Any], seed: int, eval_every: int, episodes: int, max
     return clock
 
 
-def ours_config(task: dict[str, Any], settings: str, max_steps: int, seed: int) -> DQNConfig:
+def ours_config(task: dict[str, Any], settings: str, max_steps: int, seed: int,
+                extra: dict[str, Any] | None = None) -> DQNConfig:
     net = NetSpec(hidden=list(task["zoo"]["net_arch"]))
-    if settings == "own":
-        return DQNConfig(total_steps=max_steps, net=net, seed=seed, eval_every=0)
+    if settings == "own":  # DQNConfig's defaults and the family's recommended settings, as DQN(family) takes them
+        values = dict(total_steps=max_steps, net=net, seed=seed, eval_every=0, **(extra or {}))
+        return DQNConfig(**{**DQNConfig.family_defaults(task["family"], values), **values})
     zoo = task["zoo"]
     grad_steps = zoo["gradient_steps"] if zoo["gradient_steps"] > 0 else zoo["train_freq"]
     return DQNConfig(total_steps=max_steps, n_envs=1, net=net, lr=zoo["learning_rate"], batch_size=zoo["batch_size"],
@@ -125,8 +128,8 @@ def _target_period(zoo: dict[str, Any], grad_steps: int) -> int:
 
 
 def ours_run(task: dict[str, Any], seed: int, eval_every: int, episodes: int, max_steps: int,
-             settings: str) -> tuple[Clock, DQNConfig]:
-    cfg = ours_config(task, settings, max_steps, seed)
+             settings: str, extra: dict[str, Any] | None = None) -> tuple[Clock, DQNConfig]:
+    cfg = ours_config(task, settings, max_steps, seed, extra)
     agent = DQN(task["family"], config=cfg)
     clock = Clock(task["env"], task["threshold"], episodes)
 
@@ -148,19 +151,24 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--only", choices=["ours", "sb3"], default=None)
     ap.add_argument("--json", default=None, help="write every run's evaluation curve here")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override one of our DQNConfig fields with --settings own (repeatable), e.g. --set lr=1e-3")
     args = ap.parse_args()
+    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if extra and args.settings != "own":
+        ap.error("--set changes our own settings: use it with --settings own")
     torch.set_num_threads(1)
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimizer imports torch._dynamo (~1.7 s, once per process): not either side's cost
     task = TASKS[args.task]
     max_steps = args.max_steps or task["max_steps"]
     print(f"{task['env']}: time until the greedy return ({args.eval_episodes} episodes, every {args.eval_every} env "
-          f"steps, untimed) reaches {task['threshold']:g}; settings={args.settings}; max {max_steps} env steps")
+          f"steps, untimed) reaches {task['threshold']:g}; settings={args.settings}{' ' + str(extra) if extra else ''}; max {max_steps} env steps")
     print("| seed | ours s | ours env steps | SB3 s | SB3 env steps | SB3 / ours |\n|---|---|---|---|---|---|")
     runs, ratios, ours_s, sb3_s = [], [], [], []
     for seed in args.seeds:
         ours = sb3 = None
         if args.only != "sb3":
-            ours, cfg = ours_run(task, seed, args.eval_every, args.eval_episodes, max_steps, args.settings)
+            ours, cfg = ours_run(task, seed, args.eval_every, args.eval_episodes, max_steps, args.settings, extra)
         if args.only != "ours":
             sb3 = sb3_run(task, seed, args.eval_every, args.eval_episodes, max_steps)
 

@@ -72,6 +72,23 @@ def test_dqn_command_writes_checkpoint_config_and_metrics(tmp_path, capsys):
     assert "greedy return" in capsys.readouterr().out
 
 
+def test_dqn_takes_a_familys_recommended_settings_only_where_the_user_leaves_them_unset(tmp_path, capsys):
+    from metadqn.dqn_agent import DQN_FAMILY_DEFAULTS, DQN, DQNConfig
+    preset = DQN_FAMILY_DEFAULTS["acrobot-physics"]
+    assert DQN("acrobot-physics").config.n_step == preset["n_step"] != DQNConfig.n_step
+    mine = DQN("acrobot-physics", n_step=2)
+    assert mine.config.n_step == 2 and mine.config.lr == preset["lr"]
+    assert DQN("acrobot-physics", config=DQNConfig()).config.n_step == DQNConfig.n_step  # a config is taken as is
+    assert DQN("cartpole-physics").config == DQNConfig()
+    out_dir = tmp_path / "acro"
+    assert main(["dqn", "--family", "acrobot-physics", "--out", str(out_dir), "--steps", "64", "--quiet",
+                 "--set", "eval_every=0", "--set", "lr=0.002", "--set", "learning_starts=8"]) == 0
+    printed = capsys.readouterr().out
+    assert "recommended for acrobot-physics: n_step=8, updates_per_step=0.25 (override with --set)" in printed
+    saved = json.loads((out_dir / "config.json").read_text())["config"]
+    assert (saved["n_step"], saved["updates_per_step"], saved["lr"]) == (8, 0.25, 0.002)
+
+
 def test_a_run_is_never_overwritten_by_accident_and_resume_keeps_its_settings(tmp_path, capsys):
     run_dir = tmp_path / "nav"
     base = ["train", "--family", "gridnav", "--family-options", "{\"size\": 5}", "--out", str(run_dir), "--quiet",

@@ -18,7 +18,7 @@ from torch import nn
 
 from .adaptation import adaptation_curve
 from .adapters import GradientAdapter, SupportSpec
-from .dqn_agent import DQN
+from .dqn_agent import DQN, DQNConfig
 from .meta.maml import InnerLoop
 from .nets import NetSpec, Params
 from .rollout import greedy_returns
@@ -64,7 +64,8 @@ def train_multitask(family: TaskFamily, train_tasks: Sequence[Task], *, net: Net
     if env_steps < 1:
         raise ValueError("the multi-task baseline needs env_steps >= 1 (the learner has not been meta-trained)")
     per_iter = len(train_tasks) * envs_per_task
-    agent = DQN(family, list(train_tasks), net=net, n_envs=envs_per_task, total_steps=env_steps,
+    # its settings are the evaluation's (EvalConfig.multitask_*) on DQNConfig's defaults, not a family's preset
+    agent = DQN(family, list(train_tasks), config=DQNConfig(), net=net, n_envs=envs_per_task, total_steps=env_steps,
                 updates_per_step=1.0 / per_iter, learning_starts=min(env_steps // 10, 20 * per_iter),
                 buffer_size=max(1000, envs_per_task * buffer_per_env), batch_size=batch_size,
                 target_update=target_update, eval_every=max(per_iter, env_steps // 10), eval_episodes=eval_episodes,

@@ -54,10 +54,6 @@ def _config_values(args: argparse.Namespace, explicit: dict[str, Any]) -> dict[s
     return apply_overrides(data, getattr(args, "set", None) or [])
 
 
-def _resolve_config(cls: type, args: argparse.Namespace, explicit: dict[str, Any]) -> Any:
-    return from_dict(cls, _config_values(args, explicit))
-
-
 def _workers(args: argparse.Namespace) -> Any:
     """``--rollout-workers N [--address A]`` as RolloutWorkers, or None."""
     from .scale.rollout import RolloutWorkers
@@ -97,7 +93,12 @@ def cmd_dqn(args: argparse.Namespace) -> int:
     from .dqn_agent import DQN, DQNConfig
     from .runs import prepare, write_config
     family = make_family(args.family, **_family_options(args))
-    config = _resolve_config(DQNConfig, args, {"total_steps": args.steps, "seed": args.seed, "device": args.device})
+    values = _config_values(args, {"total_steps": args.steps, "seed": args.seed, "device": args.device})
+    recommended = DQNConfig.family_defaults(family.name, values)
+    if recommended:
+        print(f"recommended for {family.name}: " + ", ".join(f"{k}={v}" for k, v in recommended.items())
+              + " (override with --set)")
+    config = from_dict(DQNConfig, {**recommended, **values})
     agent = DQN(family, _parse_task(args.task), config)
     out = prepare(args.out, overwrite=args.overwrite)
     write_config(out, kind="dqn", family=family, config=agent.config, tasks={"tasks": agent.tasks})

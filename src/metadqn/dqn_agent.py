@@ -33,6 +33,17 @@ from .seeding import derive_seed
 from .tasks import Task, TaskFamily, make_family
 
 
+# Settings measured to beat the defaults on one family (benchmarks/RESULTS.md, the time-to-solve
+# tables): DQN(family) without a config — and so `metadqn dqn --family F` and the per-task oracles
+# of an evaluation — takes them for every field the user leaves unset, and the CLI prints them
+# (like RL-Zoo's per-environment hyperparameters). acrobot-physics: -1 per step until the swing-up,
+# over episodes of up to 500 steps; 8-step returns carry the goal's signal back faster, and with
+# them a quarter of an update per env step at lr 1e-3 suffices.
+DQN_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "acrobot-physics": {"n_step": 8, "updates_per_step": 0.25, "lr": 1e-3},
+}
+
+
 @dataclass
 class DQNConfig:
     """Hyperparameters of (multi-task) DQN. Step counts are environment steps summed over
@@ -62,6 +73,12 @@ class DQNConfig:
     seed: int = 0
     device: str = "cpu"
 
+    @staticmethod
+    def family_defaults(family: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``family``'s recommended settings (:data:`DQN_FAMILY_DEFAULTS`) that ``values`` leave
+        unset."""
+        return {k: v for k, v in DQN_FAMILY_DEFAULTS.get(family, {}).items() if values.get(k) is None}
+
     def __post_init__(self) -> None:
         check_device(self.device)
         positive = ("total_steps", "n_envs", "batch_size", "buffer_size", "n_step", "target_update", "eval_episodes")
@@ -85,7 +102,9 @@ class DQN:
     """DQN with Double DQN, n-step returns and Huber loss.
 
     ``DQN(family)`` trains on the family's default task; ``DQN(family, tasks)`` with a list
-    shares one network over every task (the multi-task baseline).
+    shares one network over every task (the multi-task baseline). Without ``config``, the
+    family's recommended settings (:data:`DQN_FAMILY_DEFAULTS`) fill what ``overrides`` leave
+    unset.
     """
 
     def __init__(self, family: TaskFamily | str, tasks: Task | Sequence[Task] | Mapping[str, Any] | None = None,
@@ -96,7 +115,9 @@ class DQN:
         elif isinstance(tasks, (Task, Mapping)):
             tasks = [tasks]
         self.tasks = [self.family.validate_task(t) for t in tasks]
-        base = to_dict(config) if config is not None else {}
+        # a config is taken as it is; without one, the family's recommended settings fill what the
+        # overrides leave unset
+        base = to_dict(config) if config is not None else DQNConfig.family_defaults(self.family.name, overrides)
         self.config = from_dict(DQNConfig, {**base, **overrides})
         cfg = self.config
         self.device = torch.device(cfg.device)

@@ -26,6 +26,7 @@ import torch
 from .adaptation import adaptation_curve, online_curve
 from .adapters import Adapter, GradientAdapter
 from .baselines import finetune_adapter, oracle_returns, random_returns, train_multitask, tune
+from .dqn_agent import DQNConfig
 from .config import to_dict
 from .learner import MAMLDQN
 from .limits import limit_returns
@@ -147,6 +148,8 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
     budgets: dict[str, dict[str, Any]] = {"oracle": {  # what each baseline cost: env steps and wall time
         "env_steps": 0 if exact else cfg.oracle_steps * len(tasks), "seconds": time.perf_counter() - t0,
         "exact": exact}}
+    if not exact:  # the per-task DQNs' settings beyond DQNConfig's defaults (the family's recommended ones)
+        budgets["oracle"]["dqn_settings"] = DQNConfig.family_defaults(family.name, {})
 
     adapters: dict[str, Adapter] = {name: other.adapter() for name, other in learners.items()}
     tuned: dict[str, dict[str, Any]] = {}
