@@ -7,6 +7,11 @@ the goal whose −distance map best matches the model's predicted rewards).
     python benchmarks/context_diagnosis.py --iterations 200 --set context_starts=8
     python benchmarks/context_diagnosis.py --iterations 200 --cue-steps 16   # goal visible: Q-learning alone
     python benchmarks/context_diagnosis.py --iterations 200 --train-tasks     # held-out vs training goals
+    python benchmarks/context_diagnosis.py --run DIR --online --warm   # a trained run, adapting online
+
+``--online``: NR of one greedy episode that re-adapts after every env step (as ``metadqn
+evaluate --online``; ``--warm`` as ``--online-warm``) beside the online information limit,
+grouped the same way, on the run's held-out tasks with the evaluation's data seed.
 
 Meant for exploring (benchmarks/RESULTS.md has what it measured); the protocol with baselines
 and CIs is `metadqn evaluate`.
@@ -22,7 +27,10 @@ import numpy as np
 import torch
 
 from metadqn import MAMLDQN, make_family
-from metadqn.adaptation import adapt_instances, new_task_data
+from metadqn.adaptation import adapt_instances, new_task_data, online_curve
+from metadqn.evaluate import EvalConfig
+from metadqn.limits import limit_returns
+from metadqn.stats import normalized
 from metadqn.tasks.grid import bfs_distance, successors
 
 
@@ -48,6 +56,39 @@ def decoded_goals(learner: MAMLDQN, contexts: torch.Tensor, size: int) -> list[t
     return out
 
 
+def posterior_sizes(family, tasks, runs: int, seed: int) -> np.ndarray:
+    """Goals consistent with each instance's random support episode (task-major)."""
+    buf, _ = new_task_data(family, tasks, runs_per_task=runs, episodes=1, adapter=None, seed=seed)
+    data = {n: getattr(buf, n)[:, :family.max_episode_steps, 0].numpy()
+            for n in ("obs", "action", "reward", "next_obs", "terminated")}
+    return np.array([len(family.goal_posterior(tasks[i // runs], {n: v[i] for n, v in data.items()}))
+                     for i in range(len(tasks) * runs)])
+
+
+def online_report(run: str, warm: bool, steps: int) -> None:
+    learner = MAMLDQN.load(run)
+    family, tasks, runs = learner.family, learner.test_tasks, 5
+    seed = EvalConfig().data_seed  # the evaluation's own data
+    adapter = learner.adapter()
+    k = steps or adapter.default_steps
+    t0 = time.perf_counter()
+    ret, ms = online_curve(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=k, seed=seed, warm=warm)
+    rand = np.array([family.random_return(t) for t in tasks])
+    best = np.array([family.oracle_return(t) for t in tasks])
+    nr = normalized(ret.numpy(), rand, best).reshape(-1)
+    lim = normalized(limit_returns(family, tasks, kind="online", runs_per_task=runs, episodes=1, seed=seed),
+                     rand, best).reshape(-1)
+    sizes = posterior_sizes(family, tasks, runs, seed)
+    print(f"{run} online warm={warm} k={k}: NR {nr.mean():.2f} (limit {lim.mean():.2f}), {ms:.1f} ms per env step, "
+          f"{time.perf_counter() - t0:.0f} s")
+    print("| goals consistent with the support episode | instances | online NR | online limit | "
+          "instances below 0.9 |\n|---|---|---|---|---|")
+    for groups, label in (((1,), "1"), ((2,), "2"), (tuple(range(3, 64)), "3+")):
+        m = np.isin(sizes, groups)
+        if m.any():
+            print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {lim[m].mean():.2f} | {(nr[m] < 0.9).sum()} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=200)
@@ -56,8 +97,16 @@ def main() -> None:
     ap.add_argument("--cue-steps", type=int, default=0, help="show the goal in the first N observations")
     ap.add_argument("--train-tasks", action="store_true", help="also report NR on 20 training tasks")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="MAMLDQN override (repeatable)")
+    ap.add_argument("--run", default=None, help="diagnose this trained run instead of training one (with --online)")
+    ap.add_argument("--online", action="store_true", help="adapt online during the evaluation episode")
+    ap.add_argument("--warm", action="store_true", help="online: the last re-adaptation's end competes too")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.online or args.run:
+        if not (args.online and args.run):
+            ap.error("--online diagnoses a trained run: give --run DIR and --online together")
+        online_report(args.run, args.warm, 0 if args.steps == ap.get_default("steps") else args.steps)
+        return
     extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     family = make_family("gridnav", cue_steps=args.cue_steps) if args.cue_steps else make_family("gridnav")
     train, test = family.split(40, 20, seed=0)
@@ -75,11 +124,7 @@ def main() -> None:
         print(f"  training tasks (20 of them): NR at k={k}: {float(tr.mean()):.2f}")
     if args.cue_steps:
         return
-    buf, _ = new_task_data(family, test, runs_per_task=runs, episodes=1, adapter=None, seed=5)
-    data = {n: getattr(buf, n)[:, :family.max_episode_steps, 0].numpy()
-            for n in ("obs", "action", "reward", "next_obs", "terminated")}
-    sizes = np.array([len(family.goal_posterior(test[i // runs], {n: v[i] for n, v in data.items()}))
-                      for i in range(len(nr))])
+    sizes = posterior_sizes(family, test, runs, seed=5)
     contexts = adapt_instances(learner.adapter(), family, test, runs_per_task=runs, episodes=1, steps=(k,),
                                seed=5)[k]["context"]
     hit = np.array([g == tuple(test[i // runs]["goal"])
