@@ -85,10 +85,12 @@ class Clock:
 def sb3_run(task: dict[str, Any], seed: int, eval_every: int, episodes: int, max_steps: int) -> Clock:
     from stable_baselines3 import DQN as SB3DQN
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
     zoo = dict(task["zoo"])
     net_arch = zoo.pop("net_arch")
     model = SB3DQN("MlpPolicy", gym.make(task["env"]), policy_kwargs={"net_arch": net_arch}, seed=seed,
                    device="cpu", verbose=0, **zoo)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no log: SB3 would leave an empty /tmp/SB3-* per run
     clock = Clock(task["env"], task["threshold"], episodes)
 
     class Check(BaseCallback):
