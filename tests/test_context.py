@@ -142,15 +142,18 @@ def test_context_run_resumes_bit_exactly_and_saves_its_model_and_step_sizes(tmp_
     assert set(adapted) == {"context"} and adapted["context"].shape == (4,)
 
 
-def test_a_context_run_saved_before_the_model_head_was_renamed_still_loads(tmp_path):
+@pytest.mark.parametrize("algo", ["context", "encoder"])
+def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_loads(tmp_path, algo):
     from metadqn.checkpoint import load_checkpoint, save_checkpoint
     family = metadqn.make_family("gridnav", size=5)
     train, test = family.split(4, 2, seed=0)
-    run = MAMLDQN(family, **_tiny(iterations=2, eval_every=0)).meta_train(train, test_tasks=test,
-                                                                          out_dir=tmp_path / "run", progress=False)
+    run = MAMLDQN(family, **_tiny(algo=algo, iterations=2, eval_every=0)).meta_train(
+        train, test_tasks=test, out_dir=tmp_path / "run", progress=False)
     tensors, meta = load_checkpoint(tmp_path / "run")
-    old = {k.replace("model.layers.", "model."): v for k, v in tensors.items()}  # the earlier names
-    assert old.keys() != tensors.keys() and any(k.startswith("params/model.0.") for k in old)
+    old = {k.replace("model.layers.", "model.").replace("encoder.layers.", "encoder."): v
+           for k, v in tensors.items()}  # the earlier names
+    assert any(k.startswith("params/model.0.") for k in old)
+    assert (algo == "encoder") == any(k.startswith("params/encoder.0.") for k in old)
     save_checkpoint(tmp_path / "run" / "checkpoint.safetensors", old, meta)
     loaded = MAMLDQN.load(tmp_path / "run")
     for k, v in run.params.items():

@@ -320,13 +320,14 @@ class MAMLDQN:
         return learner
 
 
-_LEGACY_MODEL = re.compile(r"^(params|target)/model\.(\d+)\.(weight|bias)$")
+_LEGACY_LAYERS = re.compile(r"^(params|target)/(model|encoder)\.(\d+)\.(weight|bias)$")
 
 
 def _legacy_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Checkpoints written before the model head had a separate reward network named its
-    layers ``model.{i}``; they are ``model.layers.{i}`` now (same shapes, same order)."""
-    return {_LEGACY_MODEL.sub(r"\1/model.layers.\2.\3", k): v for k, v in tensors.items()}
+    """Checkpoints written before the model head had a separate reward network (and the
+    encoder a network after pooling) named their layers ``model.{i}`` / ``encoder.{i}``; they
+    are ``model.layers.{i}`` / ``encoder.layers.{i}`` now (same shapes, same order)."""
+    return {_LEGACY_LAYERS.sub(r"\1/\2.layers.\3.\4", k): v for k, v in tensors.items()}
 
 
 def _copy_into(dst: Params, src: Mapping[str, torch.Tensor], path: str | Path) -> None:
