@@ -154,8 +154,12 @@ def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_load
            for k, v in tensors.items()}  # the earlier names
     assert any(k.startswith("params/model.0.") for k in old)
     assert (algo == "encoder") == any(k.startswith("params/encoder.0.") for k in old)
+    if algo == "encoder":  # the encoder ignored inner_steps then, and runs stored MAML's default of 1
+        assert not any(k.startswith("inner_lr/") for k in old)
+        meta["config"]["inner_steps"] = 1
     save_checkpoint(tmp_path / "run" / "checkpoint.safetensors", old, meta)
     loaded = MAMLDQN.load(tmp_path / "run")
+    assert loaded.config.inner_steps == run.config.inner_steps
     for k, v in run.params.items():
         assert torch.equal(loaded.params[k], v)
 

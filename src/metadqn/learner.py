@@ -293,6 +293,9 @@ class MAMLDQN:
         tensors = _legacy_names(tensors)
         family = make_family(meta["family"], **meta["family_options"])
         config = meta["config"] if device is None else {**meta["config"], "device": device}
+        if config.get("algo") == "encoder" and not any(k.startswith("inner_lr/") for k in tensors):
+            # saved before the encoder could refine its code by context steps: it ignored inner_steps
+            config = {**config, "inner_steps": 0}
         learner = cls(family, from_dict(MetaConfig, config))
         st = learner.state
         _copy_into(st.params, unprefixed("params", tensors), path)
