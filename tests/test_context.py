@@ -264,7 +264,7 @@ def test_warm_online_readaptation_keeps_the_best_fitting_of_the_previous_end_and
         assert float(_model_loss(model, params, got, one).detach()) <= min(losses[1:])  # never worse than a cold start
 
 
-def test_warm_online_evaluation_is_named_in_the_json_and_changes_only_online_numbers():
+def test_warm_online_evaluation_is_named_in_the_json_and_report_and_changes_only_online_numbers(tmp_path):
     family = metadqn.make_family("gridnav", size=5)
     train, test = family.split(4, 3, seed=0)
     learner = MAMLDQN(family, **_tiny(iterations=3, eval_every=0, checkpoint_every=0, context_starts=3))
@@ -276,6 +276,9 @@ def test_warm_online_evaluation_is_named_in_the_json_and_changes_only_online_num
     assert cold["online"]["warm"] is False and warm["online"]["warm"] is True
     assert warm["methods"] == cold["methods"]  # frozen adaptation is untouched
     assert set(warm["online"]["methods"]["context"]["nr"]) == {"1"}
+    from metadqn.report import write_report
+    assert "from the last one's end" in write_report(warm, tmp_path / "warm").read_text()
+    assert "from the last one's end" not in write_report(cold, tmp_path / "cold").read_text()
 
 
 def test_with_several_starts_every_k_is_adapted_from_the_prior_not_from_the_previous_k():

@@ -26,8 +26,8 @@ import torch
 from .adaptation import adaptation_curve, online_curve
 from .adapters import Adapter, GradientAdapter
 from .baselines import finetune_adapter, oracle_returns, random_returns, train_multitask, tune
-from .dqn_agent import DQNConfig
 from .config import to_dict
+from .dqn_agent import DQNConfig
 from .learner import MAMLDQN
 from .limits import limit_returns
 from .nets import build_qnet, init_params

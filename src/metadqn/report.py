@@ -19,7 +19,10 @@ def _plt() -> Any:
 
 
 def _save(plt: Any, fig: Any, ax: Any, path: Path) -> None:
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # an empty plot gets no legend (and no matplotlib warning)
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "nothing to show for these settings", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -162,7 +165,8 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
     online = result.get("online")
     if online and online["methods"]:
         budgets = online["budgets"]
-        lines += ["", f"## Online adaptation (re-adapting every {online['every']} env step(s) during the episode; "
+        warm = "; each from the last one's end too" if online.get("warm") else ""
+        lines += ["", f"## Online adaptation (re-adapting every {online['every']} env step(s) during the episode{warm}; "
                   "not comparable with the frozen tables)", "",
                   "| method | " + " | ".join(f"{b} support episode(s)" for b in budgets) + " | ms per env step |",
                   "|---|" + "---|" * (len(budgets) + 1)]
