@@ -83,7 +83,8 @@ def warn_if_edited(out: str | Path, learner: MAMLDQN) -> None:
     except (json.JSONDecodeError, AttributeError):
         saved = None
     current = {k: v for k, v in to_dict(learner.config).items() if k not in ("iterations", "device")}
-    if saved is None or {k: saved.get(k) for k in current} != current:
+    # a field the record lacks was added to metadqn after the run was made: not an edit
+    if saved is None or any(k in saved and saved[k] != v for k, v in current.items()):
         print(f"metadqn: note: {path} differs from the checkpoint's settings; the checkpoint's are used "
               "(config.json is a record, not an input; start a new run to change settings)", file=sys.stderr)
 
