@@ -162,8 +162,8 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
     may be 0), each instance plays one greedy episode and, every ``every`` env steps,
     re-adapts from its prior with ``steps`` steps on all its data so far (support + this
     episode); ``warm``: through :meth:`Adapter.readapt`, which may also start from the
-    previous re-adaptation's end. Returns the episode returns ``[task, run]`` and the adaptation cost in ms per
-    env step (all instances together)."""
+    previous re-adaptation's end. Returns the episode returns ``[task, run]`` and the
+    adaptation cost in ms per env step (all instances together)."""
     if every < 1:
         raise ValueError(f"online adaptation needs every >= 1 env steps, got {every}")
     adapter = adapter.detached()

@@ -290,12 +290,9 @@ class MAMLDQN:
     @classmethod
     def _load(cls, path: str | Path, device: str | None) -> "MAMLDQN":
         tensors, meta = load_checkpoint(path, kind="maml-dqn")
-        tensors = _legacy_names(tensors)
+        tensors, config = _from_earlier_versions(tensors, meta["config"])
         family = make_family(meta["family"], **meta["family_options"])
-        config = meta["config"] if device is None else {**meta["config"], "device": device}
-        if config.get("algo") == "encoder" and not any(k.startswith("inner_lr/") for k in tensors):
-            # saved before the encoder could refine its code by context steps: it ignored inner_steps
-            config = {**config, "inner_steps": 0}
+        config = config if device is None else {**config, "device": device}
         learner = cls(family, from_dict(MetaConfig, config))
         st = learner.state
         _copy_into(st.params, unprefixed("params", tensors), path)
@@ -326,11 +323,17 @@ class MAMLDQN:
 _LEGACY_LAYERS = re.compile(r"^(params|target)/(model|encoder)\.(\d+)\.(weight|bias)$")
 
 
-def _legacy_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Checkpoints written before the model head had a separate reward network (and the
-    encoder a network after pooling) named their layers ``model.{i}`` / ``encoder.{i}``; they
-    are ``model.layers.{i}`` / ``encoder.layers.{i}`` now (same shapes, same order)."""
-    return {_LEGACY_LAYERS.sub(r"\1/\2.layers.\3.\4", k): v for k, v in tensors.items()}
+def _from_earlier_versions(tensors: dict[str, torch.Tensor],
+                           config: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint of an earlier metadqn as this one reads it. Before the model head had a
+    separate reward network (and the encoder a network after pooling) their layers were named
+    ``model.{i}`` / ``encoder.{i}``, now ``model.layers.{i}`` / ``encoder.layers.{i}`` (same
+    shapes, same order); before the encoder could refine its code by context steps it ignored
+    ``inner_steps`` (runs stored MAML's 1) and had no step sizes."""
+    tensors = {_LEGACY_LAYERS.sub(r"\1/\2.layers.\3.\4", k): v for k, v in tensors.items()}
+    if config.get("algo") == "encoder" and not any(k.startswith("inner_lr/") for k in tensors):
+        config = {**config, "inner_steps": 0}
+    return tensors, config
 
 
 def _copy_into(dst: Params, src: Mapping[str, torch.Tensor], path: str | Path) -> None:

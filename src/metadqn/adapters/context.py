@@ -137,9 +137,7 @@ class ContextModelAdapter(Adapter):
         # Only the kept end carries a gradient (the choice is piecewise constant), so the M descents
         # that choose run without the meta-gradient's graph, and the kept one runs again with it.
         with torch.no_grad():
-            ends = vmap(lambda c: self._descend(c, support, steps))(candidates)
-            losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)  # [M]
-        pick = (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
+            _, pick = self._choose(candidates, support, steps)
         return {"context": self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)}
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
@@ -149,11 +147,16 @@ class ContextModelAdapter(Adapter):
         from some candidate."""
         starts = self.params.get("context_starts")
         candidates = [previous["context"].unsqueeze(0), self.params["context"].unsqueeze(0)]
-        candidates = torch.cat(candidates if starts is None else [*candidates, starts])             # [M, d]
-        ends = vmap(lambda c: self._descend(c, support, steps))(candidates)
-        losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)
-        pick = (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
+        ends, pick = self._choose(torch.cat(candidates if starts is None else [*candidates, starts]), support, steps)
         return {"context": (pick.unsqueeze(-1) * ends).sum(0)}
+
+    def _choose(self, candidates: torch.Tensor, support: Batch, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ends ``[M, d]`` of ``steps`` steps from each candidate ``[M, d]``, and a one-hot
+        ``[M]`` of the end with the lowest support model loss (vmap-safe: no data-dependent
+        indexing)."""
+        ends = vmap(lambda c: self._descend(c, support, steps))(candidates)
+        losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)     # [M]
+        return ends, (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
 
     def _descend(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         """``steps`` steps of the inner loop from ``c``; step i uses α_min(i, K)."""
