@@ -54,6 +54,12 @@ def _config_values(args: argparse.Namespace, explicit: dict[str, Any]) -> dict[s
     return apply_overrides(data, getattr(args, "set", None) or [])
 
 
+def _announce(label: str, preset: dict[str, Any]) -> None:
+    """Say which preset settings a new run takes (none: say nothing)."""
+    if preset:
+        print(f"{label}: " + ", ".join(f"{k}={v}" for k, v in preset.items()) + " (override with --set)")
+
+
 def _workers(args: argparse.Namespace) -> Any:
     """``--rollout-workers N [--address A]`` as RolloutWorkers, or None."""
     from .scale.rollout import RolloutWorkers
@@ -95,9 +101,7 @@ def cmd_dqn(args: argparse.Namespace) -> int:
     family = make_family(args.family, **_family_options(args))
     values = _config_values(args, {"total_steps": args.steps, "seed": args.seed, "device": args.device})
     recommended = DQNConfig.family_defaults(family.name, values)
-    if recommended:
-        print(f"recommended for {family.name}: " + ", ".join(f"{k}={v}" for k, v in recommended.items())
-              + " (override with --set)")
+    _announce(f"recommended for {family.name}", recommended)
     config = from_dict(DQNConfig, {**recommended, **values})
     agent = DQN(family, _parse_task(args.task), config)
     out = prepare(args.out, overwrite=args.overwrite)
@@ -139,15 +143,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         values = _config_values(args, {"algo": args.algo, "iterations": args.iterations, "seed": args.seed,
                                        "device": args.device})
         recommended = MetaConfig.family_defaults(family.name, values)
-        if recommended:
-            print(f"recommended for {family.name}: " + ", ".join(f"{k}={v}" for k, v in recommended.items())
-                  + " (override with --set)")
+        _announce(f"recommended for {family.name}", recommended)
         values = {**recommended, **values}
         config = from_dict(MetaConfig, values)
-        preset = MetaConfig.algo_defaults(values)
-        if preset:
-            print(f"{config.algo} defaults: " + ", ".join(f"{k}={v}" for k, v in preset.items())
-                  + " (override with --set)")
+        _announce(f"{config.algo} defaults", MetaConfig.algo_defaults(values))
         if workers is not None:
             check_family(family)
         learner = start_meta_run(args.out, family, config, overwrite=args.overwrite)

@@ -125,6 +125,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def unset_from(preset: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of ``preset`` (recommended or algorithm defaults) that ``values`` — what the
+    user set — leave unset (absent or None)."""
+    return {k: v for k, v in preset.items() if values.get(k) is None}
+
+
 def check_device(device: str) -> None:
     """A device torch can use here: ``cpu``, or ``cuda``/``cuda:N`` where this torch has CUDA."""
     import torch

@@ -22,7 +22,7 @@ import torch
 from torch.func import vmap
 
 from .checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
-from .config import check_device, from_dict, to_dict
+from .config import check_device, from_dict, to_dict, unset_from
 from .rollout import epsilon_greedy, greedy_returns, linear_schedule, params_q
 from .td import LOSSES, td_loss
 from .nets import NetSpec, Params, build_qnet, init_params, q_values
@@ -77,7 +77,7 @@ class DQNConfig:
     def family_defaults(family: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """``family``'s recommended settings (:data:`DQN_FAMILY_DEFAULTS`) that ``values`` leave
         unset."""
-        return {k: v for k, v in DQN_FAMILY_DEFAULTS.get(family, {}).items() if values.get(k) is None}
+        return unset_from(DQN_FAMILY_DEFAULTS.get(family, {}), values)
 
     def __post_init__(self) -> None:
         check_device(self.device)

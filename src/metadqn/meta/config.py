@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..config import check_device
+from ..config import check_device, unset_from
 from ..nets import NetSpec
 from ..td import LOSSES
 from .weighting import validate_weights
@@ -160,23 +160,18 @@ class MetaConfig:
     @staticmethod
     def algo_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
         """The algorithm defaults (:data:`ALGO_DEFAULTS`) that ``values`` leave in force."""
-        return _unset(ALGO_DEFAULTS.get(str(values.get("algo", MetaConfig.algo)), {}), values)
+        return unset_from(ALGO_DEFAULTS.get(str(values.get("algo", MetaConfig.algo)), {}), values)
 
     @staticmethod
     def family_defaults(family: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """``family``'s recommended settings (:data:`FAMILY_DEFAULTS`) for the algorithm of
         ``values`` that ``values`` leave unset."""
-        return _unset(FAMILY_DEFAULTS.get(family, {}).get(str(values.get("algo", MetaConfig.algo)), {}), values)
+        return unset_from(FAMILY_DEFAULTS.get(family, {}).get(str(values.get("algo", MetaConfig.algo)), {}), values)
 
     @property
     def first_order(self) -> bool:
         """Whether the meta-gradient ignores the inner loop's second derivatives."""
         return self.algo in ("fomaml", "reptile") or (self.algo in ("context", "encoder") and self.first_order_context)
-
-
-def _unset(preset: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings of ``preset`` that ``values`` leave unset (absent or None)."""
-    return {k: v for k, v in preset.items() if values.get(k) is None}
 
 
 __all__ = ["ALGOS", "ALGO_DEFAULTS", "FAMILY_DEFAULTS", "INNER_PARAMS", "MetaConfig", "REWARD_MODELS", "TARGETS"]
