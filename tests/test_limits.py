@@ -2,6 +2,7 @@
 on a tiny grid, the bandit's Beta-posterior choice by hand, and the limit's place in the
 evaluation (same data as random-exploration methods)."""
 
+import functools
 import itertools
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import metadqn
 from metadqn.adaptation import new_task_data
 from metadqn.limits import limit_returns
+from metadqn.tasks.bandit_limits import MAX_STATES, bayes_adaptive_returns, state_count
 
 
 def _rewards_along(family, task, goal, actions):
@@ -67,6 +69,59 @@ def test_bandit_limit_pulls_the_arm_with_the_best_beta_posterior_mean():
     assert family.frozen_limit_return(task, tie) == pytest.approx(10 * (0.2 + 0.9) / 2)
     narrowed = metadqn.make_family("bandit", arms=3, horizon=10, ranges={"means": (0.1, 0.9)})
     assert narrowed.frozen_limit_return(narrowed.task(means=[0.2, 0.5, 0.9]), data) is None
+
+
+def _bayes_bandit_by_recursion(alpha, beta, means, pulls):
+    """The Bayes-adaptive policy's value under the belief and expected return on ``means``,
+    by plain memoized recursion over the posteriors (ties shared)."""
+    @functools.lru_cache(None)
+    def value(post, left):
+        if left == 0:
+            return 0.0, 0.0
+        arms = []
+        for i, (a, b) in enumerate(post):
+            win = value(post[:i] + ((a + 1, b),) + post[i + 1:], left - 1)
+            loss = value(post[:i] + ((a, b + 1),) + post[i + 1:], left - 1)
+            p = a / (a + b)
+            arms.append((p * (1 + win[0]) + (1 - p) * loss[0], means[i] * (1 + win[1]) + (1 - means[i]) * loss[1]))
+        best = max(q for q, _ in arms)
+        tied = [r for q, r in arms if q >= best - 1e-9]
+        return best, sum(tied) / len(tied)
+    return value(tuple(zip(alpha, beta)), pulls)
+
+
+def test_bandit_online_limit_dynamic_program_matches_recursion():
+    rng = np.random.default_rng(0)
+    alpha = np.vstack([np.ones(3), 1 + rng.integers(0, 4, (5, 3))])    # first row: no data, all arms tied
+    beta = np.vstack([np.ones(3), 1 + rng.integers(0, 4, (5, 3))])
+    means = rng.random((6, 3))
+    value, ret = bayes_adaptive_returns(alpha, beta, means, 5)
+    for i in range(6):
+        v, r = _bayes_bandit_by_recursion(alpha[i].tolist(), beta[i].tolist(), means[i].tolist(), 5)
+        assert value[i] == pytest.approx(v, rel=1e-5) and ret[i] == pytest.approx(r, rel=1e-5)
+        # updating the belief never loses against pulling the best posterior mean throughout
+        assert value[i] >= 5 * max(alpha[i] / (alpha[i] + beta[i])) - 1e-5
+
+
+def test_bandit_online_limit_through_the_family():
+    family = metadqn.make_family("bandit", arms=3, horizon=6)
+    task = family.task(means=[0.2, 0.5, 0.9])
+    # a support that has all but settled the means: the online limit is the optimum
+    settled = {"action": np.repeat([0, 1, 2], 400),
+               "reward": np.concatenate([np.arange(400) < m * 400 for m in (0.2, 0.5, 0.9)]).astype(float)}
+    assert family.online_limit_return(task, settled) == pytest.approx(family.oracle_return(task), rel=1e-5)
+    tasks = family.sample_tasks(4, seed=1)
+    online = limit_returns(family, tasks, kind="online", runs_per_task=3, episodes=1, seed=2)
+    none = limit_returns(family, tasks, kind="online", runs_per_task=3, episodes=0, seed=2)
+    assert online.shape == none.shape == (4, 3)
+    oracle = np.array([family.oracle_return(t) for t in tasks])
+    assert np.all(online <= oracle[:, None] + 1e-5) and np.all(none <= oracle[:, None] + 1e-5)
+    # the default bandit (5 arms, 20 pulls) is under the cap; bigger ones and narrowed priors get no limit
+    assert state_count(5, 20) <= MAX_STATES
+    eight = metadqn.make_family("bandit", arms=8)
+    assert eight.online_limit_return(eight.task(means=[0.5] * 8), settled) is None
+    narrowed = metadqn.make_family("bandit", arms=3, horizon=6, ranges={"means": (0.1, 0.9)})
+    assert narrowed.online_limit_return(narrowed.task(means=[0.2, 0.5, 0.9]), settled) is None
 
 
 def test_limit_uses_the_data_random_exploration_methods_see():

@@ -1,7 +1,8 @@
 """The information limit: the best any method could do with the same new-task data.
 
 Where a family computes it exactly (:meth:`~metadqn.tasks.TaskFamily.frozen_limit_return`
-and ``online_limit_return``: gridnav's posterior over goals, the bandit's Beta posterior),
+and ``online_limit_return``: gridnav's posterior over goals, the bandit's Beta posterior and
+its Bayes-adaptive dynamic program in :mod:`metadqn.tasks.bandit_limits`),
 the limit of a frozen policy — or of one that keeps updating its belief during the
 evaluation episode — is computed per held-out task and run from the very support data that methods exploring
 uniformly at random collect (the same seeds as :func:`metadqn.adaptation.adapt_instances`),
@@ -36,16 +37,15 @@ def limit_returns(family: TaskFamily, tasks: Sequence[Task], *, kind: str, runs_
     held = min(buf.steps, buf.slots)
     arrays = {name: getattr(buf, name)[:, :held, 0].cpu().numpy()
               for name in ("obs", "action", "reward", "next_obs", "terminated")}          # [row, step, ...]
-    limit = family.frozen_limit_return if kind == "frozen" else family.online_limit_return
-    out = np.zeros((len(tasks), runs_per_task))
-    for i, task in enumerate(tasks):
-        for j in range(runs_per_task):
-            row = i * runs_per_task + j
-            value = limit(task, {k: v[row] for k, v in arrays.items()})
-            if value is None:
-                return None
-            out[i, j] = value
-    return out
+    instances = [task for task in tasks for _ in range(runs_per_task)]                     # task-major rows
+    data = [{k: v[row] for k, v in arrays.items()} for row in range(len(instances))]
+    if kind == "frozen":
+        values = [family.frozen_limit_return(t, d) for t, d in zip(instances, data)]
+    else:  # batched: the bandit's exact Bayes-adaptive DP is far cheaper for many instances at once
+        values = family.online_limit_returns(instances, data)
+    if any(v is None for v in values):
+        return None
+    return np.asarray(values, dtype=np.float64).reshape(len(tasks), runs_per_task)
 
 
 __all__ = ["KINDS", "limit_returns"]

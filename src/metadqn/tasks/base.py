@@ -488,6 +488,12 @@ class TaskFamily(ABC):
         belief from what it observes during the evaluation episode (``data`` may be empty)."""
         return None
 
+    def online_limit_returns(self, tasks: Sequence[Task], data: Sequence[Mapping[str, np.ndarray]],
+                             ) -> list[float | None]:
+        """:meth:`online_limit_return` of many instances (one ``data`` mapping per task); a
+        family whose exact computation is cheaper in batches overrides this."""
+        return [self.online_limit_return(t, d) for t, d in zip(tasks, data)]
+
     def describe(self) -> dict[str, Any]:
         """Machine-readable description (``metadqn families --json``)."""
         return {
