@@ -18,10 +18,10 @@ from metadqn.td import TDLoss, td_loss
 T, B, OBS, A, D, K = 4, 10, 3, 4, 5, 3
 
 
-def _setup(first_order=False, reward_model="joint"):
+def _setup(first_order=False, reward_model="joint", members=1):
     torch.manual_seed(0)
     net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D), (OBS,), A).double()
-    model = ModelHead((OBS,), A, D, (9,), reward_model)
+    model = ModelHead((OBS,), A, D, (9,), reward_model, members=members)
     params = {**init_params(net, 0), **model.init_params(1)}
     params = {k: (v.double() + (0.1 if k == "context" else 0.0)).requires_grad_() for k, v in params.items()}
     target = {k: v.detach() + 0.01 for k, v in params.items()}
@@ -37,13 +37,17 @@ def _setup(first_order=False, reward_model="joint"):
 
 
 def _model_loss(model, params, c, b):
-    r, d = model.predict(params, b.obs, b.action, c, b.next_obs)
-    return ((r - b.returns) ** 2).mean() + 0.5 * ((d - (b.next_obs - b.obs)) ** 2).mean()
+    """The mean over the model's members of each one's error."""
+    total = 0.0
+    for e in range(model.members):
+        r, d = model.predict(params, b.obs, b.action, c, b.next_obs, member=e)
+        total = total + ((r - b.returns) ** 2).mean() + 0.5 * ((d - (b.next_obs - b.obs)) ** 2).mean()
+    return total / model.members
 
 
-@pytest.mark.parametrize("reward_model", ["joint", "next"])
-def test_context_meta_gradient_equals_explicit_loop(reward_model):
-    net, model, params, target, lrs, adapter, support, query = _setup(reward_model=reward_model)
+@pytest.mark.parametrize("reward_model,members", [("joint", 1), ("next", 1), ("joint", 3), ("next", 2)])
+def test_context_meta_gradient_equals_explicit_loop(reward_model, members):
+    net, model, params, target, lrs, adapter, support, query = _setup(reward_model=reward_model, members=members)
     got = torch.autograd.grad(outer_losses(adapter, support, query, steps=K + 1, target=target).mean(),
                               [*params.values(), lrs])
     total = 0.0
@@ -84,6 +88,27 @@ def test_next_reward_model_reads_the_observed_next_observation_and_dynamics_do_n
         model.predict(params, obs, act, c)
     with pytest.raises(ValueError, match="reward_model"):
         ModelHead((OBS,), A, D, (9,), "sas")
+
+
+def test_a_model_ensemble_fits_each_member_on_its_own_and_one_member_is_the_single_head():
+    single, three = ModelHead((OBS,), A, D, (9,)), ModelHead((OBS,), A, D, (9,), members=3)
+    p1, p3 = single.init_params(0), three.init_params(0)
+    assert set(p1) < set(p3) and {k for k in p3 if k not in p1} == {
+        f"model.layers_{e}.{i}.{w}" for e in (1, 2) for i in (0, 1) for w in ("weight", "bias")}
+    assert all(torch.equal(p1[k], p3[k]) for k in p1)  # member 0 is initialized as the single head was
+    assert not torch.equal(p3["model.layers.0.weight"], p3["model.layers_1.0.weight"])
+    b = Batch(torch.randn(6, OBS), torch.randint(0, A, (6,)), torch.randn(6), torch.randn(6, OBS), torch.zeros(6))
+    c = torch.randn(D)
+    errors = []
+    for e in range(3):
+        r, d = three.predict(p3, b.obs, b.action, c, b.next_obs, member=e)
+        errors.append(((r - b.returns) ** 2).mean() + 0.5 * ((d - (b.next_obs - b.obs)) ** 2).mean())
+    assert torch.allclose(three.loss(p3, c, b, 0.5), sum(errors) / 3)   # each member's error, averaged
+    r_mean, _ = three.predict(p3, b.obs, b.action, c, b.next_obs)
+    assert torch.allclose(r_mean, torch.stack([three.predict(p3, b.obs, b.action, c, b.next_obs, member=e)[0]
+                                               for e in range(3)]).mean(0))
+    with pytest.raises(ValueError, match="model_members"):
+        metadqn.MAMLDQN("bandit", algo="context", model_members=0)
 
 
 def test_task_inference_loss_adds_the_probe_error_of_the_adapted_context():

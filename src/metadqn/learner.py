@@ -60,7 +60,8 @@ class MAMLDQN:
         self.encoder: SetEncoder | None = None
         inner_lrs = None
         if cfg.algo in ("context", "encoder"):  # a model head m(s, a; c)
-            self.model = ModelHead(obs_shape, n_actions, cfg.net.context, cfg.model_hidden, cfg.reward_model)
+            self.model = ModelHead(obs_shape, n_actions, cfg.net.context, cfg.model_hidden, cfg.reward_model,
+                                   members=cfg.model_members)
             params.update(self.model.init_params(derive_seed(cfg.seed, "model-head")))
         if cfg.task_loss_weight > 0:  # a linear probe c → the task's scaled parameters (meta-training only)
             n_task = len(self.family.task_vector(self.family.default_task()))

@@ -49,16 +49,25 @@ class ModelHead(nn.Module):
     dynamics MLP predicts Δŝ from (s, a; c) alone."""
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, context: int, hidden: tuple[int, ...],
-                 reward_model: str = "joint") -> None:
+                 reward_model: str = "joint", members: int = 1) -> None:
         super().__init__()
         if reward_model not in REWARD_MODELS:
             raise ValueError(f"reward_model must be one of {REWARD_MODELS}, got {reward_model!r}")
+        if members < 1:
+            raise ValueError(f"a model head needs at least one member, got {members}")
         self.obs_dim = int(torch.Size(obs_shape).numel())
         self.n_actions, self.context, self.reward_model = int(n_actions), int(context), reward_model
+        self.members = int(members)
         joint = reward_model == "joint"
-        self.layers = self._mlp(self.obs_dim + self.n_actions + self.context, hidden, int(joint) + self.obs_dim)
-        if not joint:
-            self.reward = self._mlp(2 * self.obs_dim + self.n_actions + self.context, hidden, 1)
+        for e in range(self.members):  # member 0 keeps the single head's names (older checkpoints load)
+            setattr(self, self._name("layers", e),
+                    self._mlp(self.obs_dim + self.n_actions + self.context, hidden, int(joint) + self.obs_dim))
+            if not joint:
+                setattr(self, self._name("reward", e), self._mlp(2 * self.obs_dim + self.n_actions + self.context, hidden, 1))
+
+    @staticmethod
+    def _name(net: str, member: int) -> str:
+        return net if member == 0 else f"{net}_{member}"
 
     @staticmethod
     def _mlp(width: int, hidden: tuple[int, ...], out: int) -> nn.ModuleList:
@@ -80,28 +89,40 @@ class ModelHead(nn.Module):
         return x
 
     def predict(self, params: Params, obs: torch.Tensor, action: torch.Tensor, context: torch.Tensor,
-                next_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                next_obs: torch.Tensor | None = None, member: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted reward ``[batch]`` and observation change ``[batch, obs_dim]`` for
         ``obs [batch, *obs_shape]``, ``action [batch]`` and one context ``[d]`` (and, for
-        ``reward_model="next"``, the observed ``next_obs``)."""
+        ``reward_model="next"``, the observed ``next_obs``): of one ``member``, or the
+        members' mean."""
+        if member is None and self.members > 1:
+            preds = [self.predict(params, obs, action, context, next_obs, e) for e in range(self.members)]
+            return (torch.stack([r for r, _ in preds]).mean(0), torch.stack([d for _, d in preds]).mean(0))
+        e = member or 0
         x = obs.reshape(obs.shape[0], -1)
         one_hot = (action.unsqueeze(-1) == torch.arange(self.n_actions, device=action.device)).to(x.dtype)  # vmap-safe
         ctx = context.expand(x.shape[0], -1)
-        out = self._run(params, "layers", len(self.layers), torch.cat((x, one_hot, ctx), dim=1))
+        name = self._name("layers", e)
+        out = self._run(params, name, len(getattr(self, name)), torch.cat((x, one_hot, ctx), dim=1))
         if self.reward_model == "joint":
             return out[:, 0], out[:, 1:]
         if next_obs is None:
             raise ValueError("reward_model='next' predicts the reward of an observed transition: pass next_obs")
         nxt = next_obs.reshape(x.shape)
-        reward = self._run(params, "reward", len(self.reward), torch.cat((x, one_hot, nxt, ctx), dim=1))
+        name = self._name("reward", e)
+        reward = self._run(params, name, len(getattr(self, name)), torch.cat((x, one_hot, nxt, ctx), dim=1))
         return reward[:, 0], out
 
     def loss(self, params: Params, context: torch.Tensor, batch: Batch, obs_weight: float) -> torch.Tensor:
-        """L_model of one instance's 1-step transitions (``batch.returns`` is the reward)."""
-        reward, delta = self.predict(params, batch.obs, batch.action, context, batch.next_obs)
-        true_delta = (batch.next_obs - batch.obs).reshape(delta.shape)
-        # written out: F.mse_loss mis-broadcasts under vmap when only the prediction is batched
-        return (reward - batch.returns).square().mean() + obs_weight * (delta - true_delta).square().mean()
+        """L_model of one instance's 1-step transitions (``batch.returns`` is the reward): each
+        member's error, averaged over the members (each is fit on its own, so a context has to
+        suit all of them — it cannot exploit one model's errors)."""
+        true_delta = (batch.next_obs - batch.obs).reshape(batch.obs.shape[0], -1)
+        total = 0.0
+        for e in range(self.members):
+            reward, delta = self.predict(params, batch.obs, batch.action, context, batch.next_obs, e)
+            # written out: F.mse_loss mis-broadcasts under vmap when only the prediction is batched
+            total = total + (reward - batch.returns).square().mean() + obs_weight * (delta - true_delta).square().mean()
+        return total / self.members
 
 
 class ContextModelAdapter(Adapter):

@@ -67,6 +67,9 @@ class MetaConfig:
                                            # parameters (scaled to [0, 1]); meta-training only, never at test time
     model_obs_weight: float = 1.0          # context: weight of next-observation vs reward error in the model loss
     model_hidden: tuple[int, ...] = (64, 64)  # context, encoder: hidden widths of the model head m(s, a; c)
+    model_members: int = 1                 # context, encoder: independently initialized model heads (an ensemble);
+                                           # the model loss (inner steps, the choice among starts, outer) averages
+                                           # their errors, so a context cannot exploit one model's mistakes
     reward_model: str = "joint"            # context, encoder: joint (one MLP predicts r and Δs from s, a, c) | next
                                            # (the reward has its own MLP that also sees the observed s′)
     encoder_hidden: tuple[int, ...] = (64, 64)  # encoder: hidden widths of the per-transition network φ
@@ -148,6 +151,8 @@ class MetaConfig:
             raise ValueError(f"reward_model must be one of {REWARD_MODELS}, got {self.reward_model!r}")
         if self.context_starts < 1:
             raise ValueError(f"context_starts must be >= 1, got {self.context_starts}")
+        if self.model_members < 1:
+            raise ValueError(f"model_members must be >= 1, got {self.model_members}")
         self.model_hidden = tuple(int(h) for h in self.model_hidden)
         self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
         self.encoder_head = tuple(int(h) for h in self.encoder_head)
