@@ -17,7 +17,8 @@ Both run backwards over the pull count t. The states with t pulls are the compos
 into 2K parts (successes and failures of K arms), C(t + 2K − 1, 2K − 1) of them, kept in
 lexicographic order; a successor's index is its rank (combinatorial number system). For 5
 arms and 20 pulls that is 30,045,015 states in all: exact, but heavy (benchmarks/RESULTS.md
-has the cost), so instances go through in batches along the last axis (row gathers), and
+has the cost), so instances go through in batches along the last axis (row gathers), the
+tables of the last (arms, horizon) stay cached for the next call (≈ 1.1 GB for 5 × 20), and
 families above :data:`MAX_STATES` get no limit.
 """
 
