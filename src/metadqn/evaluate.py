@@ -186,8 +186,8 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
                                        progress=progress)
     limit = information_limit(family, tasks, kind="frozen", budgets=cfg.budgets, rand=rand, oracle=oracle, cfg=cfg,
                               device=device)
-    online = evaluate_online(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device) \
-        if cfg.online else None
+    online = evaluate_online(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device,
+                             progress=progress) if cfg.online else None
     if limit is not None:
         for entry in methods.values():
             entry["fraction_of_limit"] = {b: {k: c["mean"] / limit[b]["mean"] for k, c in cells.items()}
@@ -257,28 +257,32 @@ def information_limit(family: TaskFamily, tasks: Sequence[Task], *, kind: str, b
 
 
 def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: Sequence[Task], *, rand: np.ndarray,
-                    oracle: np.ndarray, cfg: EvalConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
+                    oracle: np.ndarray, cfg: EvalConfig, device: str | torch.device = "cpu",
+                    progress: bool | None = None) -> dict[str, Any]:
     """Online adaptation of every adapter that supports it (kept apart from the frozen numbers):
     per support budget, NR of one greedy episode that re-adapts every ``online_every`` env steps
     on all data so far, the cost in ms per env step, and the online information limit."""
     out: dict[str, Any] = {"every": cfg.online_every, "warm": cfg.online_warm, "budgets": list(cfg.online_budgets),
                            "methods": {}}
-    for name, adapter in adapters.items():
-        if not adapter.online:
-            continue
-        steps = cfg.online_steps or adapter.default_steps
-        entry: dict[str, Any] = {"steps": steps, "nr": {}, "ms_per_env_step": {},
-                                 "instances": len(tasks) * cfg.seeds}  # the cost is for all instances together
-        for budget in cfg.online_budgets:
-            ret, ms = online_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
-                                   steps=steps, every=cfg.online_every, seed=cfg.data_seed,
-                                   warm=cfg.online_warm, device=device)
-            entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
-                                                cfg.seed)
-            entry["ms_per_env_step"][str(budget)] = ms
-        out["methods"][name] = entry
-    out["limit"] = information_limit(family, tasks, kind="online", budgets=cfg.online_budgets, rand=rand,
-                                     oracle=oracle, cfg=cfg, device=device)
+    online = {name: adapter for name, adapter in adapters.items() if adapter.online}
+    # the last tick is the online limit: minutes for the default bandit's exact dynamic program
+    with ProgressBar("online, then its limit", len(online) * len(cfg.online_budgets) + 1, enabled=progress) as bar:
+        for name, adapter in online.items():
+            steps = cfg.online_steps or adapter.default_steps
+            entry: dict[str, Any] = {"steps": steps, "nr": {}, "ms_per_env_step": {},
+                                     "instances": len(tasks) * cfg.seeds}  # the cost is for all instances together
+            for budget in cfg.online_budgets:
+                ret, ms = online_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
+                                       steps=steps, every=cfg.online_every, seed=cfg.data_seed,
+                                       warm=cfg.online_warm, device=device)
+                entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
+                                                    cfg.seed)
+                entry["ms_per_env_step"][str(budget)] = ms
+                bar.update()
+            out["methods"][name] = entry
+        out["limit"] = information_limit(family, tasks, kind="online", budgets=cfg.online_budgets, rand=rand,
+                                         oracle=oracle, cfg=cfg, device=device)
+        bar.update()
     return out
 
 
