@@ -49,14 +49,10 @@ class BanditFamily(TaskFamily):
         arm's posterior is Beta(1 + successes, 1 + failures)): the best frozen policy pulls the
         arm with the highest posterior mean (ties shared) for the whole episode."""
         task = self.validate_task(task)
-        spec = self.param("means")
-        if (spec.low, spec.high) != (0.0, 1.0):
+        if not self._uniform_prior():
             return None
-        actions = np.asarray(data["action"], dtype=int)
-        reward = np.asarray(data["reward"], dtype=float)
-        pulls = np.bincount(actions, minlength=self.arms)
-        wins = np.bincount(actions, weights=reward, minlength=self.arms)
-        posterior = (1 + wins) / (2 + pulls)
+        alpha, beta = self._beta_posterior(data)
+        posterior = alpha / (alpha + beta)
         best = np.flatnonzero(np.isclose(posterior, posterior.max()))
         return self.max_episode_steps * float(np.mean(np.asarray(task["means"])[best]))
 
@@ -71,18 +67,24 @@ class BanditFamily(TaskFamily):
         programming over every arm's successes and failures during the episode
         (:mod:`metadqn.tasks.bandit_limits`). 5 arms × 20 pulls on one CPU thread: ≈ 36 s to
         build the tables once, ≈ 2.5 s per instance, ≈ 3 GB of memory at the peak."""
-        spec = self.param("means")
-        if (spec.low, spec.high) != (0.0, 1.0) or state_count(self.arms, self.max_episode_steps) > MAX_STATES:
+        if not self._uniform_prior() or state_count(self.arms, self.max_episode_steps) > MAX_STATES:
             return [None] * len(tasks)
-        alpha, beta = np.ones((len(tasks), self.arms)), np.ones((len(tasks), self.arms))
-        for i, d in enumerate(data):
-            actions = np.asarray(d["action"], dtype=int).reshape(-1)
-            reward = np.asarray(d["reward"], dtype=float).reshape(-1)
-            alpha[i] += np.bincount(actions, weights=reward, minlength=self.arms)
-            beta[i] += np.bincount(actions, weights=1 - reward, minlength=self.arms)
+        alpha, beta = (np.stack(x) for x in zip(*(self._beta_posterior(d) for d in data)))   # [B, K] each
         means = np.array([self.validate_task(t)["means"] for t in tasks], dtype=np.float64)
         _, returns = bayes_adaptive_returns(alpha, beta, means, self.max_episode_steps)
         return [float(r) for r in returns]
+
+    def _uniform_prior(self) -> bool:
+        """Whether arm means are i.i.d. uniform on [0, 1] (the limits' Beta(1, 1) prior)."""
+        spec = self.param("means")
+        return (spec.low, spec.high) == (0.0, 1.0)
+
+    def _beta_posterior(self, data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Each arm's Beta(1 + successes, 1 + failures) after ``data`` (``[K]`` each)."""
+        actions = np.asarray(data["action"], dtype=int).reshape(-1)
+        reward = np.asarray(data["reward"], dtype=float).reshape(-1)
+        wins = np.bincount(actions, weights=reward, minlength=self.arms)
+        return 1 + wins, 1 + np.bincount(actions, minlength=self.arms) - wins
 
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
