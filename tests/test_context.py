@@ -2,9 +2,11 @@
 what does not, the learned step sizes past the trained K, resume, and a short learning run."""
 
 import json
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import metadqn
 from metadqn.adapters import ContextModelAdapter, EncoderAdapter, ModelHead, SetEncoder, SupportSpec
@@ -189,10 +191,11 @@ def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_load
         assert torch.equal(loaded.params[k], v)
 
 
-def _encoder_setup():
+def _encoder_setup(pooling="mean+max"):
     torch.manual_seed(1)
     net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D), (OBS,), A).double()
-    model, encoder = ModelHead((OBS,), A, D, (9,)), SetEncoder((OBS,), A, D, (7,))
+    model = ModelHead((OBS,), A, D, (9,))
+    encoder = SetEncoder((OBS,), A, D, (7,), pooling=pooling, latent=5, measurements=2)
     params = {**init_params(net, 0), **model.init_params(1), **encoder.init_params(2)}
     params = {k: v.double().requires_grad_() for k, v in params.items()}
     adapter = EncoderAdapter("encoder", net, model, encoder, params, td=TDLoss(), support=SupportSpec(batch=0),
@@ -200,8 +203,9 @@ def _encoder_setup():
     return net, model, encoder, params, adapter
 
 
-def test_encoder_is_permutation_invariant_ignores_step_counts_and_its_meta_gradient_equals_a_loop():
-    net, model, encoder, params, adapter = _encoder_setup()
+@pytest.mark.parametrize("pooling", ["mean+max", "bayes"])
+def test_encoder_is_permutation_invariant_ignores_step_counts_and_its_meta_gradient_equals_a_loop(pooling):
+    net, model, encoder, params, adapter = _encoder_setup(pooling)
     *_, support, query = _setup()
     one = support.row(0)
     perm = torch.randperm(B)
@@ -226,6 +230,37 @@ def test_encoder_is_permutation_invariant_ignores_step_counts_and_its_meta_gradi
             assert a is None and b is None
         else:
             assert torch.allclose(a, b, atol=1e-9, rtol=1e-6), name
+
+
+def test_bayes_pooling_is_the_gaussian_posterior_of_the_measurements_and_evidence_adds_up():
+    *_, encoder, params, _ = _encoder_setup("bayes")
+    *_, support, _ = _setup()
+    one = support.row(0)
+    L, m = encoder.latent, encoder.measurements
+    # φ's outputs by hand, then Bayesian linear regression written out with an explicit inverse
+    obs, nxt = one.obs.reshape(B, -1), one.next_obs.reshape(B, -1)
+    x = torch.cat((obs, F.one_hot(one.action, A).double(), one.returns[:, None], nxt - obs,
+                   (one.discount > 0).double()[:, None]), 1)
+    h = torch.relu(x @ params["encoder.layers.0.weight"].T + params["encoder.layers.0.bias"])
+    out = (h @ params["encoder.measure.weight"].T + params["encoder.measure.bias"]).reshape(B * m, L + 2)
+    w, y, lam = out[:, :L], out[:, L], F.softplus(out[:, L + 1])
+    p0 = params["encoder.prior_log_precision"].exp()
+    precision = torch.diag(p0) + sum(lam[j] * torch.outer(w[j], w[j]) for j in range(B * m))
+    cov = torch.linalg.inv(precision)
+    mean = cov @ (p0 * params["encoder.prior_mean"] + sum(lam[j] * y[j] * w[j] for j in range(B * m)))
+    got = encoder._posterior(params, h)
+    assert torch.allclose(got[:L], mean, atol=1e-10) and torch.allclose(got[L:], 0.5 * cov.diagonal().log(), atol=1e-10)
+    # a nearly flat prior: the same transitions seen twice keep the mean and halve the variance
+    # (mean pooling could not tell the two sets apart)
+    flat = {**params, "encoder.prior_log_precision": torch.full((L,), -30.0, dtype=torch.float64)}
+    twice = torch.cat((h, h))
+    a, b = encoder._posterior(flat, h), encoder._posterior(flat, twice)
+    assert torch.allclose(a[:L], b[:L], atol=1e-6)
+    assert torch.allclose(b[L:] - a[L:], torch.full((L,), -0.5 * math.log(2.0), dtype=torch.float64), atol=1e-6)
+    with pytest.raises(ValueError, match="pooling"):
+        SetEncoder((OBS,), A, D, (7,), pooling="sum")
+    with pytest.raises(ValueError, match="encoder_pooling"):
+        metadqn.MetaConfig(algo="encoder", encoder_pooling="attention")
 
 
 def test_online_adaptation_that_never_fires_in_the_episode_equals_frozen_adaptation():

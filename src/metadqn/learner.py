@@ -77,7 +77,9 @@ class MAMLDQN:
                 gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "context-starts"))
                 params["context_starts"] = torch.randn(cfg.context_starts - 1, cfg.net.context, generator=gen)
         elif cfg.algo == "encoder":
-            self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden, cfg.encoder_head)
+            self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden, cfg.encoder_head,
+                                      pooling=cfg.encoder_pooling, latent=cfg.encoder_latent,
+                                      measurements=cfg.encoder_measurements)
             params.update(self.encoder.init_params(derive_seed(cfg.seed, "set-encoder")))
         elif cfg.algo == "metasgd":
             moved = inner_keys(cfg, params) or tuple(params)

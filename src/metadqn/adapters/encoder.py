@@ -3,10 +3,24 @@ and outputs the task code c directly (PEARL's context encoder, MQL's context), n
 steps. Q(s, a; c) and the model head m(s, a; c) → (r̂, Δŝ) are those of context MAML, so the
 two methods differ only in how c is found: by inference here, by k gradient steps there.
 
-Encoder: φ([s, one-hot a, r, s′ − s, not-terminated]) per transition (an MLP), pooled by the
-mean and the max over the set (mean pooling alone averages away the few informative
-transitions), then a linear map to c. Meta-trained end to end on the outer loss of context
-MAML: TD of Q(·; c) on query data + ``model_weight`` × the decoder's model loss with c.
+Encoder: φ([s, one-hot a, r, s′ − s, not-terminated]) per transition (an MLP), pooled over
+the set, then a linear map to c. Two poolings (``encoder_pooling``):
+
+- ``mean+max``: the mean and the max of φ over the set (mean pooling alone averages away the
+  few informative transitions).
+- ``bayes``: every transition is read as ``m`` noisy *linear measurements* of a latent task
+  vector z ∈ R^L — yⱼ = wⱼᵀ z + noise with precision λⱼ, where (wⱼ, yⱼ, λⱼ) are outputs of φ —
+  and the set is pooled by the exact Gaussian posterior over z (Bayesian linear regression
+  from a learned Gaussian prior): precision Λ = Λ₀ + Σ λⱼ wⱼwⱼᵀ, mean μ = Λ⁻¹(Λ₀μ₀ + Σ λⱼyⱼwⱼ);
+  the pooled features are [μ, log √diag Λ⁻¹]. Evidence adds up (more transitions sharpen
+  the posterior, the order never matters), and constraints that each transition only
+  narrows to a line of the latent space intersect — how a reward reading that fixes only
+  a distance to the goal, or one arm's payoff, is combined. PEARL's product of Gaussians is
+  the case wⱼ = a unit vector; ALPaCA adapts by the same closed-form regression on learned
+  features.
+
+Meta-trained end to end on the outer loss of context MAML: TD of Q(·; c) on query data +
+``model_weight`` × the decoder's model loss with c.
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..meta.config import ENCODER_POOLINGS as POOLINGS
 from ..nets import Params, init_params
 from ..replay import Batch
 from ..td import TDLoss
@@ -27,19 +42,30 @@ PREFIX = "encoder."
 
 
 class SetEncoder(nn.Module):
-    """c = W [mean_i φ(xᵢ); max_i φ(xᵢ)] + b over the transitions xᵢ of one instance's support,
-    evaluated on a parameter dict (keys ``encoder.*``)."""
+    """c = ρ(pool_i φ(xᵢ)) over the transitions xᵢ of one instance's support (pool: ``mean+max``
+    or ``bayes``, see the module's docstring), evaluated on a parameter dict (keys ``encoder.*``)."""
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, code: int, hidden: tuple[int, ...],
-                 head: tuple[int, ...] = ()) -> None:
+                 head: tuple[int, ...] = (), *, pooling: str = "mean+max", latent: int = 16,
+                 measurements: int = 2) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"encoder pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "bayes" and (latent < 1 or measurements < 1):
+            raise ValueError(f"bayes pooling needs latent >= 1 and measurements >= 1, got {latent}, {measurements}")
         self.obs_dim = int(torch.Size(obs_shape).numel())
         self.n_actions, self.code = int(n_actions), int(code)
+        self.pooling, self.latent, self.measurements = pooling, int(latent), int(measurements)
         self.layers = nn.ModuleList()
         width = 2 * self.obs_dim + self.n_actions + 2
         for h in hidden:
             self.layers.append(nn.Linear(width, h))
             width = h
+        if pooling == "bayes":  # φ's measurements (w [m, L], y [m], raw precision [m]) and the prior over z
+            self.measure = nn.Linear(width, self.measurements * (self.latent + 2))
+            self.prior_mean = nn.Parameter(torch.zeros(self.latent))
+            self.prior_log_precision = nn.Parameter(torch.zeros(self.latent))
+            width = self.latent
         self.head = nn.ModuleList()  # ρ: hidden layers after pooling (DeepSets' ρ(pool φ(x)))
         width *= 2
         for h in head:
@@ -59,10 +85,26 @@ class SetEncoder(nn.Module):
                        .unsqueeze(-1)), dim=1)
         for i in range(len(self.layers)):
             x = F.relu(F.linear(x, params[f"{PREFIX}layers.{i}.weight"], params[f"{PREFIX}layers.{i}.bias"]))
-        pooled = torch.cat((x.mean(0), x.max(0).values))
+        if self.pooling == "bayes":
+            pooled = self._posterior(params, x)
+        else:
+            pooled = torch.cat((x.mean(0), x.max(0).values))
         for i in range(len(self.head)):
             pooled = F.relu(F.linear(pooled, params[f"{PREFIX}head.{i}.weight"], params[f"{PREFIX}head.{i}.bias"]))
         return F.linear(pooled, params[f"{PREFIX}out.weight"], params[f"{PREFIX}out.bias"])
+
+    def _posterior(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """[μ, log σ] of the Gaussian posterior over z given the measurements of φ's outputs ``x``."""
+        m = F.linear(x, params[f"{PREFIX}measure.weight"], params[f"{PREFIX}measure.bias"])
+        m = m.reshape(x.shape[0] * self.measurements, self.latent + 2)
+        w, y, precision = m[:, :self.latent], m[:, self.latent], F.softplus(m[:, self.latent + 1])
+        prior_precision = params[f"{PREFIX}prior_log_precision"].exp()
+        lam = torch.diag(prior_precision) + (w * precision.unsqueeze(-1)).T @ w
+        eta = prior_precision * params[f"{PREFIX}prior_mean"] + (w * (precision * y).unsqueeze(-1)).sum(0)
+        chol = torch.linalg.cholesky(lam)
+        mean = torch.cholesky_solve(eta.unsqueeze(-1), chol).squeeze(-1)
+        var = torch.cholesky_inverse(chol).diagonal()
+        return torch.cat((mean, 0.5 * var.log()))
 
 
 class EncoderAdapter(ContextModelAdapter):
@@ -95,7 +137,7 @@ class EncoderAdapter(ContextModelAdapter):
                               model_weight=self.model_weight, first_order=self.first_order)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "kind": "encoder", "pooling": "mean+max",
+        return {**super().describe(), "kind": "encoder", "pooling": self.encoder.pooling,
                 "step_size_mean": float(self.step_sizes.detach().mean()) if self.default_steps else None}
 
 

@@ -39,6 +39,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "gridnav": {"context": {"context_starts": 8}},
 }
 TARGETS = ("adapted", "meta")
+ENCODER_POOLINGS = ("mean+max", "bayes")
 INNER_PARAMS = ("all", "context", "head")
 
 
@@ -74,6 +75,10 @@ class MetaConfig:
                                            # (the reward has its own MLP that also sees the observed s′)
     encoder_hidden: tuple[int, ...] = (64, 64)  # encoder: hidden widths of the per-transition network φ
     encoder_head: tuple[int, ...] = ()     # encoder: hidden widths of ρ, the network after pooling (c = ρ(pool φ))
+    encoder_pooling: str = "mean+max"      # encoder: mean+max (of φ over the set) | bayes (the Gaussian posterior
+                                           # over a latent z, each transition read as linear measurements of z)
+    encoder_latent: int = 16               # encoder, bayes pooling: dimension L of the latent z
+    encoder_measurements: int = 2          # encoder, bayes pooling: linear measurements of z per transition
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
     outer_steps: int | None = None         # meta-updates per iteration, on fresh minibatches of its episodes; maml 1, context 8
     support_batch: int | None = None       # transitions sampled per support episode per inner loss (0: all, once);
@@ -156,6 +161,11 @@ class MetaConfig:
         self.model_hidden = tuple(int(h) for h in self.model_hidden)
         self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
         self.encoder_head = tuple(int(h) for h in self.encoder_head)
+        if self.encoder_pooling not in ENCODER_POOLINGS:
+            raise ValueError(f"encoder_pooling must be one of {ENCODER_POOLINGS}, got {self.encoder_pooling!r}")
+        if self.encoder_latent < 1 or self.encoder_measurements < 1:
+            raise ValueError(f"encoder_latent and encoder_measurements must be >= 1, got {self.encoder_latent} "
+                             f"and {self.encoder_measurements}")
         if self.algo == "reptile" and self.inner_params != "all":
             raise ValueError("reptile moves every parameter toward the adapted ones: use inner_params='all'")
         if self.algo == "reptile" and self.outer_steps != 1:
