@@ -174,9 +174,11 @@ def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_load
     from metadqn.checkpoint import load_checkpoint, save_checkpoint
     family = metadqn.make_family("gridnav", size=5)
     train, test = family.split(4, 2, seed=0)
-    run = MAMLDQN(family, **_tiny(algo=algo, iterations=2, eval_every=0)).meta_train(
+    pooling = {"encoder_pooling": "mean+max"} if algo == "encoder" else {}  # the only pooling then
+    run = MAMLDQN(family, **_tiny(algo=algo, iterations=2, eval_every=0, **pooling)).meta_train(
         train, test_tasks=test, out_dir=tmp_path / "run", progress=False)
     tensors, meta = load_checkpoint(tmp_path / "run")
+    meta["config"].pop("encoder_pooling")
     old = {k.replace("model.layers.", "model.").replace("encoder.layers.", "encoder."): v
            for k, v in tensors.items()}  # the earlier names
     assert any(k.startswith("params/model.0.") for k in old)
@@ -187,6 +189,7 @@ def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_load
     save_checkpoint(tmp_path / "run" / "checkpoint.safetensors", old, meta)
     loaded = MAMLDQN.load(tmp_path / "run")
     assert loaded.config.inner_steps == run.config.inner_steps
+    assert loaded.config.encoder_pooling == "mean+max"  # not gridnav's recommended bayes: the run's own
     for k, v in run.params.items():
         assert torch.equal(loaded.params[k], v)
 
