@@ -97,14 +97,15 @@ class SetEncoder(nn.Module):
         """[μ, log σ] of the Gaussian posterior over z given the measurements of φ's outputs ``x``."""
         m = F.linear(x, params[f"{PREFIX}measure.weight"], params[f"{PREFIX}measure.bias"])
         m = m.reshape(x.shape[0] * self.measurements, self.latent + 2)
+        m = m.double()  # an L x L solve: float64 costs nothing and keeps Cholesky stable where float32 fails
         w, y, precision = m[:, :self.latent], m[:, self.latent], F.softplus(m[:, self.latent + 1])
-        prior_precision = params[f"{PREFIX}prior_log_precision"].exp()
+        prior_precision = params[f"{PREFIX}prior_log_precision"].double().exp()
         lam = torch.diag(prior_precision) + (w * precision.unsqueeze(-1)).T @ w
-        eta = prior_precision * params[f"{PREFIX}prior_mean"] + (w * (precision * y).unsqueeze(-1)).sum(0)
+        eta = prior_precision * params[f"{PREFIX}prior_mean"].double() + (w * (precision * y).unsqueeze(-1)).sum(0)
         chol = torch.linalg.cholesky(lam)
         mean = torch.cholesky_solve(eta.unsqueeze(-1), chol).squeeze(-1)
         var = torch.cholesky_inverse(chol).diagonal()
-        return torch.cat((mean, 0.5 * var.log()))
+        return torch.cat((mean, 0.5 * var.log())).to(x.dtype)
 
 
 class EncoderAdapter(ContextModelAdapter):
