@@ -189,7 +189,7 @@ def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_load
     save_checkpoint(tmp_path / "run" / "checkpoint.safetensors", old, meta)
     loaded = MAMLDQN.load(tmp_path / "run")
     assert loaded.config.inner_steps == run.config.inner_steps
-    assert loaded.config.encoder_pooling == "mean+max"  # not gridnav's recommended bayes: the run's own
+    assert loaded.config.encoder_pooling == "mean+max"  # the config as stored, not gridnav's recommended bayes
     for k, v in run.params.items():
         assert torch.equal(loaded.params[k], v)
 

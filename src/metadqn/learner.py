@@ -332,13 +332,10 @@ def _from_earlier_versions(tensors: dict[str, torch.Tensor],
     separate reward network (and the encoder a network after pooling) their layers were named
     ``model.{i}`` / ``encoder.{i}``, now ``model.layers.{i}`` / ``encoder.layers.{i}`` (same
     shapes, same order); before the encoder could refine its code by context steps it ignored
-    ``inner_steps`` (runs stored MAML's 1) and had no step sizes; before Bayesian pooling its
-    pooling was the mean and the max."""
+    ``inner_steps`` (runs stored MAML's 1) and had no step sizes."""
     tensors = {_LEGACY_LAYERS.sub(r"\1/\2.layers.\3.\4", k): v for k, v in tensors.items()}
     if config.get("algo") == "encoder" and not any(k.startswith("inner_lr/") for k in tensors):
         config = {**config, "inner_steps": 0}
-    if config.get("algo") == "encoder" and "encoder_pooling" not in config:
-        config = {**config, "encoder_pooling": "mean+max"}
     return tensors, config
 
 
