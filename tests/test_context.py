@@ -169,6 +169,30 @@ def test_context_run_resumes_bit_exactly_and_saves_its_model_and_step_sizes(tmp_
     assert set(adapted) == {"context"} and adapted["context"].shape == (4,)
 
 
+def test_support_sets_of_varying_size_cycle_count_their_env_steps_and_resume_bit_exactly(tmp_path):
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 2, seed=0)
+    extras = dict(algo="encoder", encoder_pooling="bayes", iterations=6, support_episodes_max=3)
+    full = MAMLDQN(family, **_tiny(**extras)).meta_train(train, test_tasks=test, out_dir=tmp_path / "full",
+                                                         progress=False)
+    rows = read_metrics(tmp_path / "full")
+    assert [r["support_episodes"] for r in rows] == [1, 2, 3, 1, 2, 3]
+    episodes = [2, 3, 4, 2, 3, 4]  # support + one query episode per instance, 4 tasks x 2 instances
+    want = [sum(episodes[:i + 1]) * 4 * 2 * family.max_episode_steps for i in range(6)]
+    assert [r["env_steps"] for r in rows] == want and full.env_steps == want[-1]
+    part = MAMLDQN(family, **_tiny(**extras))
+    part.meta_train(train, iterations=4, test_tasks=test, out_dir=tmp_path / "part", progress=False)
+    resumed = MAMLDQN.load(tmp_path / "part")  # stops mid-cycle: the next support set has 2 episodes
+    assert resumed.env_steps == want[3]
+    resumed.meta_train(out_dir=tmp_path / "part", progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_per_s")} for r in rows]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "part")) == strip(rows)
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k])
+    with pytest.raises(ValueError, match="support_episodes_max must be 0"):
+        metadqn.MetaConfig(support_episodes=2, support_episodes_max=1)
+
+
 @pytest.mark.parametrize("algo", ["context", "encoder"])
 def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_loads(tmp_path, algo):
     from metadqn.checkpoint import load_checkpoint, save_checkpoint
@@ -206,7 +230,7 @@ def _encoder_setup(pooling="mean+max"):
     return net, model, encoder, params, adapter
 
 
-@pytest.mark.parametrize("pooling", ["mean+max", "bayes"])
+@pytest.mark.parametrize("pooling", ["mean+max", "bayes", "categorical"])
 def test_encoder_is_permutation_invariant_ignores_step_counts_and_its_meta_gradient_equals_a_loop(pooling):
     net, model, encoder, params, adapter = _encoder_setup(pooling)
     *_, support, query = _setup()
@@ -264,6 +288,31 @@ def test_bayes_pooling_is_the_gaussian_posterior_of_the_measurements_and_evidenc
         SetEncoder((OBS,), A, D, (7,), pooling="sum")
     with pytest.raises(ValueError, match="encoder_pooling"):
         metadqn.MetaConfig(algo="encoder", encoder_pooling="attention")
+
+
+def test_categorical_pooling_is_the_posterior_over_its_hypotheses_and_can_keep_several():
+    *_, encoder, params, _ = _encoder_setup("categorical")
+    *_, support, _ = _setup()
+    one = support.row(0)
+    L = encoder.latent
+    obs, nxt = one.obs.reshape(B, -1), one.next_obs.reshape(B, -1)
+    x = torch.cat((obs, F.one_hot(one.action, A).double(), one.returns[:, None], nxt - obs,
+                   (one.discount > 0).double()[:, None]), 1)
+    h = torch.relu(x @ params["encoder.layers.0.weight"].T + params["encoder.layers.0.bias"])
+    # Bayes' rule written out: prior × the product of every transition's likelihood, normalised
+    lik = torch.sigmoid(-(h @ params["encoder.measure.weight"].T + params["encoder.measure.bias"]))  # e^(−softplus)
+    post = torch.softmax(params["encoder.prior_logits"], 0) * lik.prod(0)
+    post = post / post.sum()
+    got = encoder._hypotheses(params, h)
+    assert torch.allclose(got[:L], post, atol=1e-12) and torch.allclose(got[L:], post.log().clamp_min(-10), atol=1e-9)
+    # data that rule out all hypotheses but two leave both, at their prior odds (a two-peaked belief)
+    ruled = {**params, "encoder.measure.weight": torch.zeros_like(params["encoder.measure.weight"]),
+             "encoder.measure.bias": torch.tensor([-40.0, -40.0] + [40.0] * (L - 2), dtype=torch.float64),
+             "encoder.prior_logits": torch.tensor([0.0, math.log(3.0)] + [0.0] * (L - 2), dtype=torch.float64)}
+    p = encoder._hypotheses(ruled, h)[:L]
+    assert torch.allclose(p[:2], torch.tensor([0.25, 0.75], dtype=torch.float64), atol=1e-9) and p[2:].max() < 1e-12
+    with pytest.raises(ValueError, match="hypotheses"):
+        metadqn.MetaConfig(algo="encoder", encoder_pooling="categorical", encoder_latent=1)
 
 
 def test_online_adaptation_that_never_fires_in_the_episode_equals_frozen_adaptation():

@@ -117,14 +117,21 @@ class MAMLDQN:
 
     @property
     def env_steps_per_iteration(self) -> int:
-        """Env steps of one iteration: support and query episodes of every training instance."""
+        """Env steps of one iteration: support and query episodes of every training instance
+        (with ``support_episodes_max``, those of an iteration with ``support_episodes``)."""
         cfg = self.config
         return len(self.train_tasks) * cfg.envs_per_task * (cfg.support_episodes + cfg.query_episodes) * self.horizon
+
+    def env_steps_until(self, iterations: int) -> int:
+        """Env steps of meta-iterations 0 … ``iterations`` − 1 together."""
+        cfg = self.config
+        episodes = cfg.support_episodes_until(iterations) + iterations * cfg.query_episodes
+        return len(self.train_tasks) * cfg.envs_per_task * episodes * self.horizon
 
     @property
     def env_steps(self) -> int:
         """Env steps meta-training has used so far."""
-        return self.iteration * self.env_steps_per_iteration
+        return self.env_steps_until(self.iteration)
 
     def split(self) -> tuple[list[Task], list[Task]]:
         """The config's train/held-out split (``n_train_tasks``, ``n_test_tasks``, ``split_seed``)."""
@@ -180,13 +187,12 @@ class MAMLDQN:
         query_cap = max(cfg.query_episodes * self.horizon, cfg.query_replay)
         if self._query_buf is None:
             self._query_buf = TaskReplay(n, 1, query_cap, env.obs_shape, self.device)
-        buffers = Buffers(TaskReplay(n, 1, cfg.support_episodes * self.horizon, env.obs_shape, self.device),
-                          self._query_buf)
+        most = max(cfg.support_episodes, cfg.support_episodes_max)
+        buffers = Buffers(TaskReplay(n, 1, most * self.horizon, env.obs_shape, self.device), self._query_buf)
         logger = None
         if out_dir is not None:
             logger = open_metrics(out_dir, resume_step=self.iteration)
-        steps_per_iter = self.env_steps_per_iteration
-        t0, start_iter = time.perf_counter(), self.iteration
+        t0, start_iter, start_steps = time.perf_counter(), self.iteration, self.env_steps
         shown: dict[str, float] = {}
         try:
             with GracefulStop() as stop, \
@@ -195,9 +201,9 @@ class MAMLDQN:
                     row = meta_iteration(self.state, net=self.net, env=env, buffers=buffers, cfg=cfg, model=self.model,
                                          encoder=self.encoder)
                     self._env_state = env.generator.get_state()
-                    elapsed, done = time.perf_counter() - t0, self.iteration - start_iter
-                    row.update(iteration=self.iteration, env_steps=self.iteration * steps_per_iter,
-                               env_steps_per_s=done * steps_per_iter / elapsed,
+                    elapsed, done, env_steps = time.perf_counter() - t0, self.iteration - start_iter, self.env_steps
+                    row.update(iteration=self.iteration, env_steps=env_steps,
+                               env_steps_per_s=(env_steps - start_steps) / elapsed,
                                meta_updates_per_s=done * cfg.outer_steps / elapsed)
                     if cfg.eval_every and self.test_tasks and (self.iteration % cfg.eval_every == 0
                                                                or self.iteration == total):
@@ -213,7 +219,7 @@ class MAMLDQN:
                         if (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0) \
                                 or self.iteration == total or stopping:
                             self.save(checkpoint)
-                    bar.update(1, env_steps=steps_per_iter,
+                    bar.update(1, env_steps=self.env_steps_until(self.iteration) - self.env_steps_until(self.iteration - 1),
                                **{"updates/s": row["meta_updates_per_s"], "loss": row["query_loss"]}, **shown)
                     if callback is not None:
                         callback(self, row)

@@ -41,7 +41,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "gridnav": {"context": {"context_starts": 8}, "encoder": {"encoder_pooling": "bayes"}},
 }
 TARGETS = ("adapted", "meta")
-ENCODER_POOLINGS = ("mean+max", "bayes")
+ENCODER_POOLINGS = ("mean+max", "bayes", "categorical")
 INNER_PARAMS = ("all", "context", "head")
 
 
@@ -57,7 +57,10 @@ class MetaConfig:
     n_test_tasks: int = 20                 # held-out tasks of that split (evaluation)
     split_seed: int = 0                    # seed of the train/test split
     envs_per_task: int = 4                 # adaptation instances per training task per iteration
-    support_episodes: int = 1              # new-task data per adaptation (episodes)
+    support_episodes: int = 1              # new-task data per adaptation (episodes; also what adapt/evaluate use)
+    support_episodes_max: int = 0          # meta-train on support sets of support_episodes..support_episodes_max
+                                           # episodes, cycled over iterations, so that the adapter learns to use more
+                                           # data than it is trained on by default (0: always support_episodes)
     query_episodes: int = 1                # post-adaptation data per instance for the outer loss
     inner_lr: float | None = None          # α (Meta-SGD, context: initial value of every learned α); maml 0.5, context 2
     inner_steps: int | None = None         # adaptation steps K (encoder: context steps refining the code); maml 1, context 5
@@ -78,8 +81,10 @@ class MetaConfig:
     encoder_hidden: tuple[int, ...] = (64, 64)  # encoder: hidden widths of the per-transition network φ
     encoder_head: tuple[int, ...] = ()     # encoder: hidden widths of ρ, the network after pooling (c = ρ(pool φ))
     encoder_pooling: str = "mean+max"      # encoder: mean+max (of φ over the set) | bayes (the Gaussian posterior
-                                           # over a latent z, each transition read as linear measurements of z)
-    encoder_latent: int = 16               # encoder, bayes pooling: dimension L of the latent z
+                                           # over a latent z, each transition read as linear measurements of z) |
+                                           # categorical (the posterior over encoder_latent learned hypotheses)
+    encoder_latent: int = 16               # encoder, bayes pooling: dimension L of the latent z; categorical: the
+                                           # number of hypotheses
     encoder_measurements: int = 2          # encoder, bayes pooling: linear measurements of z per transition
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
     outer_steps: int | None = None         # meta-updates per iteration, on fresh minibatches of its episodes; maml 1, context 8
@@ -125,6 +130,9 @@ class MetaConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number, got {v}")
+        if self.support_episodes_max and self.support_episodes_max < self.support_episodes:
+            raise ValueError(f"support_episodes_max must be 0 (off) or >= support_episodes ({self.support_episodes}), "
+                             f"got {self.support_episodes_max}")
         if self.inner_n_step < -1:
             raise ValueError(f"inner_n_step must be >= 0, or -1 for the same as n_step; got {self.inner_n_step}")
         if min(self.support_batch, self.n_step, self.n_test_tasks, self.eval_every, self.checkpoint_every, self.query_replay) < 0:
@@ -165,6 +173,8 @@ class MetaConfig:
         self.encoder_head = tuple(int(h) for h in self.encoder_head)
         if self.encoder_pooling not in ENCODER_POOLINGS:
             raise ValueError(f"encoder_pooling must be one of {ENCODER_POOLINGS}, got {self.encoder_pooling!r}")
+        if self.encoder_pooling == "categorical" and self.encoder_latent < 2:
+            raise ValueError(f"categorical pooling needs encoder_latent (hypotheses) >= 2, got {self.encoder_latent}")
         if self.encoder_latent < 1 or self.encoder_measurements < 1:
             raise ValueError(f"encoder_latent and encoder_measurements must be >= 1, got {self.encoder_latent} "
                              f"and {self.encoder_measurements}")
@@ -184,6 +194,19 @@ class MetaConfig:
         """``family``'s recommended settings (:data:`FAMILY_DEFAULTS`) for the algorithm of
         ``values`` that ``values`` leave unset."""
         return unset_from(FAMILY_DEFAULTS.get(family, {}).get(str(values.get("algo", MetaConfig.algo)), {}), values)
+
+    def support_episodes_at(self, iteration: int) -> int:
+        """Support episodes of meta-iteration ``iteration`` (0-based): ``support_episodes``, or with
+        ``support_episodes_max`` the sizes support_episodes..support_episodes_max in turn."""
+        if not self.support_episodes_max:
+            return self.support_episodes
+        return self.support_episodes + iteration % (self.support_episodes_max - self.support_episodes + 1)
+
+    def support_episodes_until(self, iterations: int) -> int:
+        """Support episodes per instance of meta-iterations 0 … ``iterations`` − 1 together."""
+        lo, hi = self.support_episodes, max(self.support_episodes_max, self.support_episodes)
+        cycles, rest = divmod(iterations, hi - lo + 1)
+        return cycles * (lo + hi) * (hi - lo + 1) // 2 + sum(lo + i for i in range(rest))
 
     @property
     def first_order(self) -> bool:

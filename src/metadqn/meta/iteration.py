@@ -4,7 +4,8 @@ For every training task x ``envs_per_task`` adaptation instances at once:
 
 1. **support**: each instance collects ``support_episodes`` episodes with θ (epsilon-greedy,
    ``eps_support``) — the same path and budget a new task gets at test time
-   (:mod:`metadqn.adaptation`);
+   (:mod:`metadqn.adaptation`); with ``support_episodes_max``, the iteration's number of
+   episodes cycles through support_episodes..support_episodes_max;
 2. **inner loop**: θ'ᵢ = θ − α ∇L_TD(θ; supportᵢ), ``inner_steps`` times, vmapped over instances
    (``algo="context"``: only a task context moves, on a model loss — adapters/context.py;
    ``algo="encoder"``: a set encoder infers the context instead — adapters/encoder.py);
@@ -133,8 +134,9 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     horizon, gen = env.max_episode_steps, state.generator
     adapter = make_adapter(net, state, cfg, horizon, model, encoder)
     # 1-2: support data and the inner loop, through the same path as test-time adaptation
-    support_return = collect_support(env, adapter, buffers.support, episodes=cfg.support_episodes, generator=gen)
-    support = sample_support(buffers.support, adapter.support, episodes=cfg.support_episodes, generator=gen)
+    episodes = cfg.support_episodes_at(state.iteration)
+    support_return = collect_support(env, adapter, buffers.support, episodes=episodes, generator=gen)
+    support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
     adapted = {k: v.detach() for k, v in adapt_batch(adapter.detached(), support, cfg.inner_steps).items()}
     # 3: query data with each instance's θ'ᵢ
     query_return = collect(env, buffers.query, instance_q(adapter, adapted, layout="instance"), epsilon=cfg.eps_query,
@@ -147,7 +149,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     task_targets = task_vectors(env, cfg) if cfg.task_loss_weight > 0 else None
     for update in range(cfg.outer_steps):
         if update:  # further meta-updates on fresh minibatches of the same episodes
-            support = sample_support(buffers.support, adapter.support, episodes=cfg.support_episodes, generator=gen)
+            support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
         query = buffers.query.sample(cfg.query_batch, outer_n, cfg.gamma, generator=gen)
         state.optimizer.zero_grad(set_to_none=True)
         if cfg.algo == "reptile":
@@ -175,7 +177,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
             for k, v in state.params.items():
                 state.target[k].copy_(v)
     metrics: dict[str, Any] = {"query_loss": loss_value, "support_return": support_return,
-                               "query_return": query_return}
+                               "query_return": query_return, "support_episodes": episodes}
     if state.inner_lrs is not None:
         metrics["inner_lr_mean"] = float(torch.cat([v.detach().flatten() for v in state.inner_lrs.values()]).mean())
     return metrics
