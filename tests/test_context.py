@@ -230,7 +230,7 @@ def _encoder_setup(pooling="mean+max"):
     return net, model, encoder, params, adapter
 
 
-@pytest.mark.parametrize("pooling", ["mean+max", "bayes", "categorical"])
+@pytest.mark.parametrize("pooling", ["mean+max", "bayes"])
 def test_encoder_is_permutation_invariant_ignores_step_counts_and_its_meta_gradient_equals_a_loop(pooling):
     net, model, encoder, params, adapter = _encoder_setup(pooling)
     *_, support, query = _setup()
@@ -288,31 +288,6 @@ def test_bayes_pooling_is_the_gaussian_posterior_of_the_measurements_and_evidenc
         SetEncoder((OBS,), A, D, (7,), pooling="sum")
     with pytest.raises(ValueError, match="encoder_pooling"):
         metadqn.MetaConfig(algo="encoder", encoder_pooling="attention")
-
-
-def test_categorical_pooling_is_the_posterior_over_its_hypotheses_and_can_keep_several():
-    *_, encoder, params, _ = _encoder_setup("categorical")
-    *_, support, _ = _setup()
-    one = support.row(0)
-    L = encoder.latent
-    obs, nxt = one.obs.reshape(B, -1), one.next_obs.reshape(B, -1)
-    x = torch.cat((obs, F.one_hot(one.action, A).double(), one.returns[:, None], nxt - obs,
-                   (one.discount > 0).double()[:, None]), 1)
-    h = torch.relu(x @ params["encoder.layers.0.weight"].T + params["encoder.layers.0.bias"])
-    # Bayes' rule written out: prior × the product of every transition's likelihood, normalised
-    lik = torch.sigmoid(-(h @ params["encoder.measure.weight"].T + params["encoder.measure.bias"]))  # e^(−softplus)
-    post = torch.softmax(params["encoder.prior_logits"], 0) * lik.prod(0)
-    post = post / post.sum()
-    got = encoder._hypotheses(params, h)
-    assert torch.allclose(got[:L], post, atol=1e-12) and torch.allclose(got[L:], post.log().clamp_min(-10), atol=1e-9)
-    # data that rule out all hypotheses but two leave both, at their prior odds (a two-peaked belief)
-    ruled = {**params, "encoder.measure.weight": torch.zeros_like(params["encoder.measure.weight"]),
-             "encoder.measure.bias": torch.tensor([-40.0, -40.0] + [40.0] * (L - 2), dtype=torch.float64),
-             "encoder.prior_logits": torch.tensor([0.0, math.log(3.0)] + [0.0] * (L - 2), dtype=torch.float64)}
-    p = encoder._hypotheses(ruled, h)[:L]
-    assert torch.allclose(p[:2], torch.tensor([0.25, 0.75], dtype=torch.float64), atol=1e-9) and p[2:].max() < 1e-12
-    with pytest.raises(ValueError, match="hypotheses"):
-        metadqn.MetaConfig(algo="encoder", encoder_pooling="categorical", encoder_latent=1)
 
 
 def test_online_adaptation_that_never_fires_in_the_episode_equals_frozen_adaptation():

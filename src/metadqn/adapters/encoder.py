@@ -18,14 +18,6 @@ the set, then a linear map to c. Two poolings (``encoder_pooling``):
   a distance to the goal, or one arm's payoff, is combined. PEARL's product of Gaussians is
   the case wⱼ = a unit vector; ALPaCA adapts by the same closed-form regression on learned
   features.
-- ``categorical``: exact Bayesian filtering over ``L`` learned discrete hypotheses about the
-  task — φ scores how consistent each transition is with each hypothesis (a log-likelihood
-  ℓⱼₘ = −softplus(·) ≤ 0), the scores add up over the set from a learned log-prior, and the
-  pooled features are the posterior [pₘ, log pₘ]. A Gaussian posterior is one bump: where the
-  data leave two or three goals possible it sits between them, while a posterior over
-  hypotheses keeps every candidate that fits (a multimodal belief the Q-network can hedge
-  over); a transition can only lower a hypothesis's weight, so an inconsistent reading rules
-  it out, as in the exact posterior over goals.
 
 Meta-trained end to end on the outer loss of context MAML: TD of Q(·; c) on query data +
 ``model_weight`` × the decoder's model loss with c.
@@ -61,8 +53,6 @@ class SetEncoder(nn.Module):
             raise ValueError(f"encoder pooling must be one of {POOLINGS}, got {pooling!r}")
         if pooling == "bayes" and (latent < 1 or measurements < 1):
             raise ValueError(f"bayes pooling needs latent >= 1 and measurements >= 1, got {latent}, {measurements}")
-        if pooling == "categorical" and latent < 2:
-            raise ValueError(f"categorical pooling needs latent (hypotheses) >= 2, got {latent}")
         self.obs_dim = int(torch.Size(obs_shape).numel())
         self.n_actions, self.code = int(n_actions), int(code)
         self.pooling, self.latent, self.measurements = pooling, int(latent), int(measurements)
@@ -75,10 +65,6 @@ class SetEncoder(nn.Module):
             self.measure = nn.Linear(width, self.measurements * (self.latent + 2))
             self.prior_mean = nn.Parameter(torch.zeros(self.latent))
             self.prior_log_precision = nn.Parameter(torch.zeros(self.latent))
-            width = self.latent
-        elif pooling == "categorical":  # φ's log-likelihood of every hypothesis, and their log-prior
-            self.measure = nn.Linear(width, self.latent)
-            self.prior_logits = nn.Parameter(torch.zeros(self.latent))
             width = self.latent
         self.head = nn.ModuleList()  # ρ: hidden layers after pooling (DeepSets' ρ(pool φ(x)))
         width *= 2
@@ -101,8 +87,6 @@ class SetEncoder(nn.Module):
             x = F.relu(F.linear(x, params[f"{PREFIX}layers.{i}.weight"], params[f"{PREFIX}layers.{i}.bias"]))
         if self.pooling == "bayes":
             pooled = self._posterior(params, x)
-        elif self.pooling == "categorical":
-            pooled = self._hypotheses(params, x)
         else:
             pooled = torch.cat((x.mean(0), x.max(0).values))
         for i in range(len(self.head)):
@@ -122,12 +106,6 @@ class SetEncoder(nn.Module):
         mean = torch.cholesky_solve(eta.unsqueeze(-1), chol).squeeze(-1)
         var = torch.cholesky_inverse(chol).diagonal()
         return torch.cat((mean, 0.5 * var.log())).to(x.dtype)
-
-    def _hypotheses(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """[p, max(log p, −10)] of the posterior over the hypotheses given the log-likelihoods φ assigns."""
-        loglik = -F.softplus(F.linear(x, params[f"{PREFIX}measure.weight"], params[f"{PREFIX}measure.bias"]))
-        log_post = torch.log_softmax(params[f"{PREFIX}prior_logits"] + loglik.sum(0), dim=-1)
-        return torch.cat((log_post.exp(), log_post.clamp_min(-10.0)))  # below e⁻¹⁰ a hypothesis is ruled out
 
 
 class EncoderAdapter(ContextModelAdapter):

@@ -41,7 +41,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "gridnav": {"context": {"context_starts": 8}, "encoder": {"encoder_pooling": "bayes"}},
 }
 TARGETS = ("adapted", "meta")
-ENCODER_POOLINGS = ("mean+max", "bayes", "categorical")
+ENCODER_POOLINGS = ("mean+max", "bayes")
 INNER_PARAMS = ("all", "context", "head")
 
 
@@ -81,10 +81,8 @@ class MetaConfig:
     encoder_hidden: tuple[int, ...] = (64, 64)  # encoder: hidden widths of the per-transition network φ
     encoder_head: tuple[int, ...] = ()     # encoder: hidden widths of ρ, the network after pooling (c = ρ(pool φ))
     encoder_pooling: str = "mean+max"      # encoder: mean+max (of φ over the set) | bayes (the Gaussian posterior
-                                           # over a latent z, each transition read as linear measurements of z) |
-                                           # categorical (the posterior over encoder_latent learned hypotheses)
-    encoder_latent: int = 16               # encoder, bayes pooling: dimension L of the latent z; categorical: the
-                                           # number of hypotheses
+                                           # over a latent z, each transition read as linear measurements of z)
+    encoder_latent: int = 16               # encoder, bayes pooling: dimension L of the latent z
     encoder_measurements: int = 2          # encoder, bayes pooling: linear measurements of z per transition
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
     outer_steps: int | None = None         # meta-updates per iteration, on fresh minibatches of its episodes; maml 1, context 8
@@ -173,8 +171,6 @@ class MetaConfig:
         self.encoder_head = tuple(int(h) for h in self.encoder_head)
         if self.encoder_pooling not in ENCODER_POOLINGS:
             raise ValueError(f"encoder_pooling must be one of {ENCODER_POOLINGS}, got {self.encoder_pooling!r}")
-        if self.encoder_pooling == "categorical" and self.encoder_latent < 2:
-            raise ValueError(f"categorical pooling needs encoder_latent (hypotheses) >= 2, got {self.encoder_latent}")
         if self.encoder_latent < 1 or self.encoder_measurements < 1:
             raise ValueError(f"encoder_latent and encoder_measurements must be >= 1, got {self.encoder_latent} "
                              f"and {self.encoder_measurements}")
