@@ -39,10 +39,14 @@ def test_the_encoder_on_gridnav_infers_held_out_goals_from_one_episode():
     untrained = float(learner.adaptation_returns(test, steps=(0,), runs=4, seed=3)["nr"][0].mean())
     learner.meta_train(train, progress=False)
     nr = float(learner.adaptation_returns(test, steps=(0,), runs=4, seed=3)["nr"][0].mean())
-    print(f"untrained {untrained:.3f} trained {nr:.3f}")
-    assert learner.config.encoder_pooling == "bayes"  # gridnav's recommended setting
-    assert nr >= 0.65, nr                             # measured 0.84 (float32 solve: 0.79, worst of 3 seeds 0.79)
-    assert nr - untrained >= 0.6, (untrained, nr)     # measured +1.02
+    more = float(learner.adaptation_returns(test, steps=(0,), episodes=5, runs=4, seed=3)["nr"][0].mean())
+    print(f"untrained {untrained:.3f} trained {nr:.3f} after 5 episodes {more:.3f}")
+    # gridnav's recommended settings: Bayesian pooling, support sets of 1-3 episodes in training
+    assert learner.config.encoder_pooling == "bayes" and learner.config.support_episodes_max == 3
+    assert nr >= 0.65, nr                             # measured 0.82 (trained on one episode only: 0.79-0.85, 3 seeds)
+    assert nr - untrained >= 0.6, (untrained, nr)     # measured +1.00
+    assert more >= nr - 0.05, (nr, more)              # measured 0.89: more data must not hurt (it did when trained on
+                                                      # one episode only: the demo's 0.75 -> 0.63 after 10)
 
 
 @pytest.mark.slow  # ~2.5 min on one CPU core: run with `pytest -m slow` (make test-slow)
