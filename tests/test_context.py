@@ -407,6 +407,9 @@ def test_a_familys_recommended_settings_fill_only_what_the_user_leaves_unset(tmp
     assert MAMLDQN("cartpole-physics", algo="maml").config.outer_steps == 1     # recommended for context only
     assert MAMLDQN("gridnav").config.outer_steps == 8                           # no preset: the algorithm's default
     assert MAMLDQN("cartpole-physics", config=MetaConfig()).config.outer_steps == 8  # a config is taken as it is
+    # gridnav's encoder trains on 1-3 support episodes; a user's own support_episodes of 3+ drops that
+    assert MAMLDQN("gridnav", algo="encoder").config.support_episodes_max == 3
+    assert MAMLDQN("gridnav", algo="encoder", support_episodes=5).config.support_episodes_max == 0
     assert main(["train", "--family", "cartpole-physics", "--iterations", "1", "--set", "outer_steps=1",
                  "--set", "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "eval_every=0", "--quiet",
                  "--out", str(tmp_path / "cp")]) == 0

@@ -219,7 +219,8 @@ class MAMLDQN:
                         if (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0) \
                                 or self.iteration == total or stopping:
                             self.save(checkpoint)
-                    bar.update(1, env_steps=self.env_steps_until(self.iteration) - self.env_steps_until(self.iteration - 1),
+                    step_count = self.env_steps_until(self.iteration) - self.env_steps_until(self.iteration - 1)
+                    bar.update(1, env_steps=step_count,
                                **{"updates/s": row["meta_updates_per_s"], "loss": row["query_loss"]}, **shown)
                     if callback is not None:
                         callback(self, row)

@@ -191,8 +191,12 @@ class MetaConfig:
     @staticmethod
     def family_defaults(family: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """``family``'s recommended settings (:data:`FAMILY_DEFAULTS`) for the algorithm of
-        ``values`` that ``values`` leave unset."""
-        return unset_from(FAMILY_DEFAULTS.get(family, {}).get(str(values.get("algo", MetaConfig.algo)), {}), values)
+        ``values`` that ``values`` leave unset (a recommended ``support_episodes_max`` is dropped
+        where the user's ``support_episodes`` already reaches it)."""
+        out = unset_from(FAMILY_DEFAULTS.get(family, {}).get(str(values.get("algo", MetaConfig.algo)), {}), values)
+        if out.get("support_episodes_max", 0) <= int(values.get("support_episodes", MetaConfig.support_episodes)):
+            out.pop("support_episodes_max", None)
+        return out
 
     def support_episodes_at(self, iteration: int) -> int:
         """Support episodes of meta-iteration ``iteration`` (0-based): ``support_episodes``, or with
