@@ -8,8 +8,9 @@ seeds 0 / 1 / 2 (`benchmarks/RESULTS.md`): NR after 5 context steps on one rando
 over 8 seeds it averages -0.01 NR (RESULTS), i.e. it is not there. The encoder with gridnav's
 recommended Bayesian pooling, 200 iterations, seeds 0 / 1 / 2: NR 0.79 / 0.79 / 0.85 from one
 random episode with no gradient step (mean+max pooling: 0.35 / 0.67 / 0.68), untrained -0.18 /
--0.16 / -0.16, measured with the posterior solved in float32; in float64 (now) seed 0 gives 0.84. The cartpole-physics test is
-marked slow (minutes, not part of the CI run).
+-0.16 / -0.16, measured with the posterior solved in float32 and one support episode in training; with
+gridnav's recommendation now (float64, support sets of 1-3 episodes) seed 0 gives 0.82, and 0.89 from
+five episodes. The cartpole-physics test is marked slow (minutes, not part of the CI run).
 """
 
 import pytest
