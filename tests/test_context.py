@@ -198,7 +198,8 @@ def test_a_run_saved_before_the_model_and_encoder_layers_were_renamed_still_load
     from metadqn.checkpoint import load_checkpoint, save_checkpoint
     family = metadqn.make_family("gridnav", size=5)
     train, test = family.split(4, 2, seed=0)
-    pooling = {"encoder_pooling": "mean+max"} if algo == "encoder" else {}  # the only pooling then
+    # the only pooling then, and no refining context steps
+    pooling = {"encoder_pooling": "mean+max", "inner_steps": 0} if algo == "encoder" else {}
     run = MAMLDQN(family, **_tiny(algo=algo, iterations=2, eval_every=0, **pooling)).meta_train(
         train, test_tasks=test, out_dir=tmp_path / "run", progress=False)
     tensors, meta = load_checkpoint(tmp_path / "run")
