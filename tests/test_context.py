@@ -411,6 +411,9 @@ def test_a_familys_recommended_settings_fill_only_what_the_user_leaves_unset(tmp
     # gridnav's encoder trains on 1-3 support episodes; a user's own support_episodes of 3+ drops that
     assert MAMLDQN("gridnav", algo="encoder").config.support_episodes_max == 3
     assert MAMLDQN("gridnav", algo="encoder", support_episodes=5).config.support_episodes_max == 0
+    assert main(["train", "--family", "gridnav", "--algo", "encoder", "--set", "support_episodes=x", "--quiet",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "config.support_episodes: expected an integer, got 'x'" in capsys.readouterr().err
     assert main(["train", "--family", "cartpole-physics", "--iterations", "1", "--set", "outer_steps=1",
                  "--set", "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "eval_every=0", "--quiet",
                  "--out", str(tmp_path / "cp")]) == 0

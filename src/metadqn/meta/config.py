@@ -198,7 +198,8 @@ class MetaConfig:
         ``values`` that ``values`` leave unset (a recommended ``support_episodes_max`` is dropped
         where the user's ``support_episodes`` already reaches it)."""
         out = unset_from(FAMILY_DEFAULTS.get(family, {}).get(str(values.get("algo", MetaConfig.algo)), {}), values)
-        if out.get("support_episodes_max", 0) <= int(values.get("support_episodes", MetaConfig.support_episodes)):
+        mine = values.get("support_episodes", MetaConfig.support_episodes)
+        if isinstance(mine, int) and out.get("support_episodes_max", 0) <= mine:  # (a bad value: the config says so)
             out.pop("support_episodes_max", None)
         return out
 
