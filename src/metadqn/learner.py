@@ -193,6 +193,7 @@ class MAMLDQN:
         if out_dir is not None:
             logger = open_metrics(out_dir, resume_step=self.iteration)
         t0, start_iter, start_steps = time.perf_counter(), self.iteration, self.env_steps
+        last_steps = start_steps
         shown: dict[str, float] = {}
         try:
             with GracefulStop() as stop, \
@@ -219,9 +220,9 @@ class MAMLDQN:
                         if (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0) \
                                 or self.iteration == total or stopping:
                             self.save(checkpoint)
-                    step_count = self.env_steps_until(self.iteration) - self.env_steps_until(self.iteration - 1)
-                    bar.update(1, env_steps=step_count,
+                    bar.update(1, env_steps=env_steps - last_steps,
                                **{"updates/s": row["meta_updates_per_s"], "loss": row["query_loss"]}, **shown)
+                    last_steps = env_steps
                     if callback is not None:
                         callback(self, row)
                     if stopping:
