@@ -154,3 +154,24 @@ def test_online_limit_is_at_least_the_frozen_one_and_the_optimum_when_the_goal_i
     family.goal_posterior = lambda t, d: [tuple(t["goal"])]  # a singleton posterior
     assert family.online_limit_return(task, known) == pytest.approx(family.oracle_return(task))
     assert family.frozen_limit_return(task, known) == pytest.approx(family.oracle_return(task))
+
+
+def test_a_history_familys_limit_is_its_base_familys_on_the_newest_step_of_each_window():
+    base = metadqn.make_family("gridnav", size=5)
+    family = metadqn.families.with_history(base, 4)
+    tasks = family.sample_tasks(4, seed=3)
+    frozen = limit_returns(family, tasks, kind="frozen", runs_per_task=2, episodes=1, seed=1)
+    online = limit_returns(family, tasks, kind="online", runs_per_task=2, episodes=1, seed=1)
+    assert frozen.shape == online.shape == (4, 2)
+    buf, _ = new_task_data(family, tasks, runs_per_task=2, episodes=1, adapter=None, seed=1, extra_capacity=1)
+    held = min(buf.steps, buf.slots)
+    for row in range(8):
+        task = base.task(**tasks[row // 2].params)
+        windows = {k: getattr(buf, k)[row, :held, 0].numpy() for k in ("obs", "action", "reward", "next_obs",
+                                                                         "terminated")}
+        assert windows["obs"].shape[1:] == (4, 3)
+        data = {**windows, "obs": windows["obs"][:, -1, :2], "next_obs": windows["next_obs"][:, -1, :2]}
+        assert tuple(task["goal"]) in base.goal_posterior(task, data)  # the windows were read as positions
+        assert frozen[row // 2, row % 2] == pytest.approx(base.frozen_limit_return(task, data))
+        assert online[row // 2, row % 2] == pytest.approx(base.online_limit_return(task, data))
+        assert online[row // 2, row % 2] <= base.oracle_return(task) + 1e-9

@@ -61,6 +61,27 @@ class HistoryFamily(TaskFamily):
     def random_return(self, task: Task) -> float | None:
         return self.base.random_return(self._inner(self.validate_task(task)))
 
+    def _inner_data(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Support data in the base family's terms: each window's newest step, less its flag."""
+        out = dict(data)
+        for key in ("obs", "next_obs"):
+            if key in out:
+                out[key] = np.asarray(out[key])[..., -1, :-1]
+        return out
+
+    # A history adds memory of the agent's own observations, not task information: the limits
+    # (whose policies may depend on the whole history already) are the base family's.
+    def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        return self.base.frozen_limit_return(self._inner(self.validate_task(task)), self._inner_data(data))
+
+    def online_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        return self.base.online_limit_return(self._inner(self.validate_task(task)), self._inner_data(data))
+
+    def online_limit_returns(self, tasks: Sequence[Task], data: Sequence[Mapping[str, np.ndarray]],
+                             ) -> list[float | None]:
+        return self.base.online_limit_returns([self._inner(self.validate_task(t)) for t in tasks],
+                                              [self._inner_data(d) for d in data])
+
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
                      dtype: torch.dtype = torch.float32) -> "HistoryBatched":
