@@ -8,6 +8,12 @@ the goal whose −distance map best matches the model's predicted rewards).
     python benchmarks/context_diagnosis.py --iterations 200 --cue-steps 16   # goal visible: Q-learning alone
     python benchmarks/context_diagnosis.py --iterations 200 --train-tasks     # held-out vs training goals
     python benchmarks/context_diagnosis.py --run DIR --online --warm   # a trained run, adapting online
+    python benchmarks/context_diagnosis.py --run DIR --steps 5         # a trained run, frozen after k steps
+
+``--run DIR`` alone: the run's held-out tasks with the evaluation's data seed, frozen after k
+steps (default: the run's own K), grouped the same way, plus how often the greedy path of
+Q(s, a; c) from the start reaches the true goal and the decoded one (a code decoded right whose
+path stops short of the goal is the Q-function's loss, not the inference's).
 
 ``--online``: NR of one greedy episode that re-adapts after every env step (as ``metadqn
 evaluate --online``; ``--warm`` as ``--online-warm``) beside the online information limit,
@@ -89,6 +95,50 @@ def online_report(run: str, warm: bool, steps: int) -> None:
             print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {lim[m].mean():.2f} | {(nr[m] < 0.9).sum()} |")
 
 
+def greedy_paths(adapter, states: dict, goals: list[tuple[int, int]], size: int, horizon: int) -> list[list]:
+    """The cells the greedy policy of each adapted state visits from the centre of an empty
+    grid, until it reaches that instance's goal or the horizon."""
+    nxt = successors(np.zeros((size, size), bool))
+    paths = []
+    for i, goal in enumerate(goals):
+        state = {k: v[i] for k, v in states.items()}
+        cell, path = (size // 2) * size + size // 2, []
+        for _ in range(horizon):
+            obs = torch.tensor([[cell // size / (size - 1), cell % size / (size - 1)]])
+            with torch.no_grad():
+                cell = int(nxt[cell, int(adapter.q_values(state, obs).argmax(-1))])
+            path.append((cell // size, cell % size))
+            if path[-1] == goal:
+                break
+        paths.append(path)
+    return paths
+
+
+def frozen_report(run: str, steps: int) -> None:
+    learner = MAMLDQN.load(run)
+    family, tasks, runs = learner.family, learner.test_tasks, 5
+    seed = EvalConfig().data_seed
+    adapter = learner.adapter()
+    k = steps or adapter.default_steps
+    nr = learner.adaptation_returns(tasks, steps=(k,), runs=runs, seed=seed)["nr"][k].numpy().reshape(-1)
+    sizes = posterior_sizes(family, tasks, runs, seed)
+    states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
+    decoded = decoded_goals(learner, states["context"], family.size)
+    true = [tuple(tasks[i // runs]["goal"]) for i in range(len(decoded))]
+    paths = greedy_paths(adapter, states, true, family.size, family.max_episode_steps)
+    right = np.array([d == t for d, t in zip(decoded, true)])
+    reach = np.array([t in p for t, p in zip(true, paths)])
+    reach_decoded = np.array([d in p for d, p in zip(decoded, paths)])
+    print(f"{run} frozen k={k}: NR {nr.mean():.2f}")
+    print("| goals consistent with the support episode | instances | NR | decoded right | path reaches the goal | "
+          "path reaches the decoded goal | decoded right, goal not reached |\n|---|---|---|---|---|---|---|")
+    for groups, label in (((1,), "1"), ((2,), "2"), (tuple(range(3, 64)), "3+")):
+        m = np.isin(sizes, groups)
+        if m.any():
+            print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {right[m].mean():.2f} | {reach[m].mean():.2f} | "
+                  f"{reach_decoded[m].mean():.2f} | {(right & ~reach)[m].sum()} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=200)
@@ -97,15 +147,16 @@ def main() -> None:
     ap.add_argument("--cue-steps", type=int, default=0, help="show the goal in the first N observations")
     ap.add_argument("--train-tasks", action="store_true", help="also report NR on 20 training tasks")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="MAMLDQN override (repeatable)")
-    ap.add_argument("--run", default=None, help="diagnose this trained run instead of training one (with --online)")
+    ap.add_argument("--run", default=None, help="diagnose this trained run instead of training one")
     ap.add_argument("--online", action="store_true", help="adapt online during the evaluation episode")
     ap.add_argument("--warm", action="store_true", help="online: the last re-adaptation's end competes too")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.online or args.run:
-        if not (args.online and args.run):
-            ap.error("--online diagnoses a trained run: give --run DIR and --online together")
-        online_report(args.run, args.warm, 0 if args.steps == ap.get_default("steps") else args.steps)
+    if args.online and not args.run:
+        ap.error("--online diagnoses a trained run: give --run DIR and --online together")
+    if args.run:
+        steps = 0 if args.steps == ap.get_default("steps") else args.steps
+        online_report(args.run, args.warm, steps) if args.online else frozen_report(args.run, steps)
         return
     extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     family = make_family("gridnav", cue_steps=args.cue_steps) if args.cue_steps else make_family("gridnav")
