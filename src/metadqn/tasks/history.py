@@ -69,8 +69,9 @@ class HistoryFamily(TaskFamily):
                 out[key] = np.asarray(out[key])[..., -1, :-1]
         return out
 
-    # A history adds memory of the agent's own observations, not task information: the limits
-    # (whose policies may depend on the whole history already) are the base family's.
+    # A history adds memory of the agent's own observations, not task information: the limits are
+    # the base family's where, like gridnav's and the bandit's, they are over policies that may
+    # depend on the whole history already.
     def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
         return self.base.frozen_limit_return(self._inner(self.validate_task(task)), self._inner_data(data))
 
