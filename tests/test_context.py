@@ -421,3 +421,22 @@ def test_a_familys_recommended_settings_fill_only_what_the_user_leaves_unset(tmp
     assert "recommended for cartpole-physics: query_replay=4000, eps_query=0.3, envs_per_task=2" in printed
     saved = json.loads((tmp_path / "cp" / "config.json").read_text())["config"]
     assert (saved["outer_steps"], saved["query_replay"], saved["n_train_tasks"]) == (1, 4000, 2)
+
+
+@pytest.mark.parametrize("refine", [0, 2])
+def test_warm_online_readaptation_of_the_encoder_reads_the_new_data(refine):
+    net, model, encoder, params, _ = _encoder_setup("bayes")
+    lrs = torch.full((refine, D), 0.3, dtype=torch.float64)
+    adapter = EncoderAdapter("encoder", net, model, encoder, params, td=TDLoss(), support=SupportSpec(batch=0),
+                             step_sizes=lrs, obs_weight=0.5)
+    *_, support, _ = _setup()
+    one = support.row(1)
+    fresh = adapter.adapt(adapter.prior(), one, 3)["context"]  # the code of the data, refined (or not)
+    far = {"context": torch.full((D,), 50.0, dtype=torch.float64)}  # an end that fits nothing
+    assert torch.allclose(adapter.readapt(far, one, 3)["context"], fresh)
+    close = {"context": fresh.detach() + 1e-3}  # an end that fits as well: the lower loss is kept
+    got = adapter.readapt(close, one, 3)["context"]
+    ends = [adapter._descend(c, one, 3 if refine else 0) for c in (close["context"], encoder.encode(params, one))]
+    losses = [float(_model_loss(model, params, c, one)) for c in ends]
+    assert torch.allclose(got, ends[losses.index(min(losses))])
+    assert float(_model_loss(model, params, got, one)) <= float(_model_loss(model, params, fresh, one)) + 1e-12

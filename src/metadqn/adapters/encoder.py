@@ -131,6 +131,16 @@ class EncoderAdapter(ContextModelAdapter):
         code = self.encoder.encode(self.params, support)
         return {"context": self._descend(code, support, steps if self.default_steps else 0)}
 
+    def readapt(self, previous: State, support: Batch, steps: int) -> State:
+        """Online, warm (``--online-warm``): the code of all data so far competes with the
+        previous end, each refined ``steps`` context steps (none without trained refinement);
+        the end with the lower support model loss is kept. (Context MAML's warm start — the
+        previous end against c₀ — would never read the new data: c₀ is unused here.)"""
+        code = self.encoder.encode(self.params, support)
+        ends, pick = self._choose(torch.stack((previous["context"], code)), support,
+                                  steps if self.default_steps else 0)
+        return {"context": (pick.unsqueeze(-1) * ends).sum(0)}
+
     def detached(self) -> "EncoderAdapter":
         return EncoderAdapter(self.name, self.net, self.model, self.encoder,
                               {k: v.detach() for k, v in self.params.items()}, td=self.td, support=self.support,
