@@ -12,7 +12,8 @@ random episode with no gradient step (mean+max pooling: 0.35 / 0.67 / 0.68), unt
 gridnav's recommendation now (float64, support sets of 1-3 episodes, 5 context steps refining the code,
 model_weight 10), 100 iterations, seeds 0 / 1 / 2: 0.80 / 0.74 / 0.85 after one episode, 0.88 / 0.84 /
 0.96 after five; with query data from the adapted policy (eps_query 0.3) kept in a 2,000-transition
-replay too: 0.86 / 0.84 / 0.87 after one episode, 0.96 / 0.96 / 0.97 after five (77 s). The cartpole-physics test is marked slow (minutes, not part of the CI run).
+replay too: 0.86 / 0.84 / 0.87 after one episode, 0.96 / 0.96 / 0.97 after five (77 s). The
+cartpole-physics test is marked slow (minutes, not part of the CI run).
 """
 
 import pytest
