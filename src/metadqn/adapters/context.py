@@ -162,14 +162,19 @@ class ContextModelAdapter(Adapter):
         return {"context": self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)}
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
-        """Online: the previous end competes with every start (c₀ and the learned ones), each
-        descended ``steps`` steps; the end with the lowest support loss is kept. Never resumes
-        blindly from the previous end, so it cannot drift further from c₀ than ``steps`` steps
-        from some candidate."""
-        starts = self.params.get("context_starts")
-        candidates = [previous["context"].unsqueeze(0), self.params["context"].unsqueeze(0)]
-        ends, pick = self._choose(torch.cat(candidates if starts is None else [*candidates, starts]), support, steps)
+        """Online: the previous end competes with every fresh start (:meth:`_fresh_starts`),
+        each descended ``steps`` steps; the end with the lowest support loss is kept. Never
+        resumes blindly from the previous end, so it cannot drift further from a fresh start
+        than ``steps`` steps from some candidate."""
+        candidates = torch.cat((previous["context"].unsqueeze(0), self._fresh_starts(support)))
+        ends, pick = self._choose(candidates, support, steps)
         return {"context": (pick.unsqueeze(-1) * ends).sum(0)}
+
+    def _fresh_starts(self, support: Batch) -> torch.Tensor:
+        """Where a cold adaptation may start ``[M, d]``: c₀ and the learned starts."""
+        starts = self.params.get("context_starts")
+        c0 = self.params["context"].unsqueeze(0)
+        return c0 if starts is None else torch.cat((c0, starts))
 
     def _choose(self, candidates: torch.Tensor, support: Batch, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The ends ``[M, d]`` of ``steps`` steps from each candidate ``[M, d]``, and a one-hot

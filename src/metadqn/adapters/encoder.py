@@ -133,13 +133,12 @@ class EncoderAdapter(ContextModelAdapter):
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
         """Online, warm (``--online-warm``): the code of all data so far competes with the
-        previous end, each refined ``steps`` context steps (none without trained refinement);
-        the end with the lower support model loss is kept. (Context MAML's warm start — the
-        previous end against c₀ — would never read the new data: c₀ is unused here.)"""
-        code = self.encoder.encode(self.params, support)
-        ends, pick = self._choose(torch.stack((previous["context"], code)), support,
-                                  steps if self.default_steps else 0)
-        return {"context": (pick.unsqueeze(-1) * ends).sum(0)}
+        previous end, each refined ``steps`` context steps (none without trained refinement)."""
+        return super().readapt(previous, support, steps if self.default_steps else 0)
+
+    def _fresh_starts(self, support: Batch) -> torch.Tensor:
+        """The code of the data (c₀ is unused: the encoder always reads the data)."""
+        return self.encoder.encode(self.params, support).unsqueeze(0)
 
     def detached(self) -> "EncoderAdapter":
         return EncoderAdapter(self.name, self.net, self.model, self.encoder,
