@@ -128,13 +128,16 @@ class EncoderAdapter(ContextModelAdapter):
         return int(self.step_sizes.shape[0])
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
-        code = self.encoder.encode(self.params, support)
-        return {"context": self._descend(code, support, steps if self.default_steps else 0)}
+        return {"context": self._descend(self._fresh_starts(support)[0], support, self._refining(steps))}
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
         """Online, warm (``--online-warm``): the code of all data so far competes with the
         previous end, each refined ``steps`` context steps (none without trained refinement)."""
-        return super().readapt(previous, support, steps if self.default_steps else 0)
+        return super().readapt(previous, support, self._refining(steps))
+
+    def _refining(self, steps: int) -> int:
+        """The context steps that refine the code: ``steps``, or none where none were trained."""
+        return steps if self.default_steps else 0
 
     def _fresh_starts(self, support: Batch) -> torch.Tensor:
         """The code of the data (c₀ is unused: the encoder always reads the data)."""
