@@ -55,7 +55,7 @@ def test_context_meta_gradient_equals_explicit_loop(reward_model, members):
     total = 0.0
     for i in range(T):
         c = params["context"]
-        for step in range(K + 1):  # one step past K reuses the last step size
+        for step in range(K + 1):  # one step past K reuses the last step size (it lowers the loss here)
             (g,) = torch.autograd.grad(_model_loss(model, params, c, support.row(i)), [c], create_graph=True)
             c = c - lrs[min(step, K - 1)] * g
         q = query.row(i)
@@ -369,16 +369,46 @@ def test_warm_online_evaluation_is_named_in_the_json_and_report_and_changes_only
     assert "from the last one's end" not in write_report(cold, tmp_path / "cold").read_text()
 
 
-def test_with_several_starts_every_k_is_adapted_from_the_prior_not_from_the_previous_k():
+@pytest.mark.parametrize("starts", [1, 4])
+def test_every_k_is_adapted_from_the_prior_not_from_the_previous_k(starts):
+    # several starts choose anew at each k; with one, step i uses α_i, so k = 6 is not
+    # "the k = 1 state and 5 more steps" (those would take α_0 … α_4 again)
     from metadqn.adaptation import adapt_instances
     family = metadqn.make_family("gridnav", size=5)
     train, test = family.split(4, 3, seed=0)
-    learner = MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=4))
+    learner = MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=starts))
     learner.meta_train(train, progress=False)
     kw = dict(runs_per_task=2, episodes=1, seed=4)
     together = adapt_instances(learner.adapter(), family, test, steps=(1, 6), **kw)[6]["context"]
     alone = adapt_instances(learner.adapter(), family, test, steps=(6,), **kw)[6]["context"]
     assert not learner.adapter().resumable and torch.equal(together, alone)
+
+
+def test_steps_past_the_trained_k_backtrack_so_more_steps_never_raise_the_support_loss():
+    net, model, params, target, lrs, adapter, support, query = _setup()
+    big = ContextModelAdapter("context", net, model, params, step_sizes=torch.full((K, D), 40.0, dtype=torch.float64),
+                              td=TDLoss(), support=SupportSpec(), obs_weight=0.5)
+    rose = 0
+    with torch.no_grad():
+        for i in range(T):
+            one = support.row(i)
+            loss = [float(_model_loss(model, params, big.adapt(big.prior(), one, k)["context"], one))
+                    for k in range(K, K + 8)]
+            assert all(b <= a for a, b in zip(loss, loss[1:]))  # past K: never up
+            c = big.adapt(big.prior(), one, K)["context"]  # repeating α_K blindly is what it replaces
+            plain = [loss[0]]
+            for _ in range(7):
+                c = c - 40.0 * torch.func.grad(lambda x: _model_loss(model, params, x, one))(c)
+                plain.append(float(_model_loss(model, params, c, one)))
+            rose += any(b > a for a, b in zip(plain, plain[1:]))
+    assert rose >= 2
+    # where each step past K lowers the loss, it is the plain step of α_K (the step sizes of _setup)
+    one = support.row(0)
+    c = adapter.adapt(adapter.prior(), one, K)["context"]
+    for _ in range(4):
+        (g,) = torch.autograd.grad(_model_loss(model, params, c, one), [c])
+        c = c - lrs[-1] * g
+    assert torch.allclose(adapter.adapt(adapter.prior(), one, K + 4)["context"], c)
 
 
 def test_encoder_refinement_steps_start_from_the_code_at_every_k():
@@ -389,7 +419,7 @@ def test_encoder_refinement_steps_start_from_the_code_at_every_k():
     *_, support, _ = _setup()
     one = support.row(2)
     c = encoder.encode(params, one)
-    for _ in range(3):  # the third step reuses the last learned step size
+    for _ in range(3):  # the third step reuses the last learned step size (it lowers the loss here)
         (g,) = torch.autograd.grad(_model_loss(model, params, c, one), [c])
         c = c - 0.3 * g
     assert torch.allclose(adapter.adapt(adapter.prior(), one, 3)["context"], c)
