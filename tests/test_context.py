@@ -428,6 +428,28 @@ def test_encoder_refinement_steps_start_from_the_code_at_every_k():
     assert torch.allclose(adapt_batch(adapter, support, 3)["context"][2], c)
 
 
+def test_encoder_with_learned_starts_keeps_the_best_fitting_refinement_of_the_code_and_each_start():
+    net, model, encoder, params, _ = _encoder_setup()
+    params["context_starts"] = (torch.randn(3, D, dtype=torch.float64) * 2).requires_grad_()
+    adapter = EncoderAdapter("encoder", net, model, encoder, params, td=TDLoss(), support=SupportSpec(batch=0),
+                             step_sizes=torch.full((2, D), 0.3, dtype=torch.float64), obs_weight=0.5)
+    *_, support, _ = _setup()
+    picks = set()
+    for i in range(T):
+        one = support.row(i)
+        ends = [adapter._descend(c, one, 2) for c in [encoder.encode(params, one), *params["context_starts"]]]
+        losses = [float(_model_loss(model, params, c, one)) for c in ends]
+        picks.add(losses.index(min(losses)))
+        assert torch.allclose(adapter.adapt(adapter.prior(), one, 2)["context"], ends[losses.index(min(losses))])
+    assert len(picks) > 1  # the data decide which start wins
+    assert torch.allclose(adapter.adapt(adapter.prior(), support.row(0), 0)["context"],
+                          encoder.encode(params, support.row(0)))  # no refinement, no choice: the code
+    with pytest.raises(ValueError, match="context_starts"):
+        metadqn.MetaConfig(algo="maml", context_starts=4)
+    with pytest.raises(ValueError, match="refinement"):
+        metadqn.MetaConfig(algo="encoder", context_starts=4)  # inner_steps 0: nothing would start from them
+
+
 def test_a_familys_recommended_settings_fill_only_what_the_user_leaves_unset(tmp_path, capsys):
     from metadqn.cli import main
     from metadqn.meta.config import FAMILY_DEFAULTS, MetaConfig

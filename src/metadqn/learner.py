@@ -72,11 +72,10 @@ class MAMLDQN:
             params["probe.bias"] = torch.zeros(n_task)
         if cfg.algo in ("context", "encoder") and cfg.inner_steps:  # learned step sizes α [K, d]
             inner_lrs = {"context": torch.full((cfg.inner_steps, cfg.net.context), cfg.inner_lr)}
-        if cfg.algo == "context":  # more learned starting contexts
-            if cfg.context_starts > 1:
-                gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "context-starts"))
-                params["context_starts"] = torch.randn(cfg.context_starts - 1, cfg.net.context, generator=gen)
-        elif cfg.algo == "encoder":
+        if cfg.algo in ("context", "encoder") and cfg.context_starts > 1:  # more learned starting contexts
+            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "context-starts"))
+            params["context_starts"] = torch.randn(cfg.context_starts - 1, cfg.net.context, generator=gen)
+        if cfg.algo == "encoder":
             self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden, cfg.encoder_head,
                                       pooling=cfg.encoder_pooling, latent=cfg.encoder_latent,
                                       measurements=cfg.encoder_measurements)

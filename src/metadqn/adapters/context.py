@@ -155,14 +155,19 @@ class ContextModelAdapter(Adapter):
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
         starts = self.params.get("context_starts")
-        if steps == 0 or starts is None:
-            return {"context": self._descend(state["context"], support, steps)}
-        candidates = torch.cat((state["context"].unsqueeze(0), starts))                         # [M, d]
-        # Only the kept end carries a gradient (the choice is piecewise constant), so the M descents
-        # that choose run without the meta-gradient's graph, and the kept one runs again with it.
+        first = state["context"].unsqueeze(0)
+        return {"context": self._best_descent(first if starts is None else torch.cat((first, starts)), support, steps)}
+
+    def _best_descent(self, candidates: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
+        """The end of ``steps`` steps from the candidate ``[M, d]`` whose end fits the support
+        best. Only the kept end carries a gradient (the choice is piecewise constant), so the M
+        descents that choose run without the meta-gradient's graph, and the kept one runs again
+        with it."""
+        if steps == 0 or candidates.shape[0] == 1:
+            return self._descend(candidates[0], support, steps)
         with torch.no_grad():
             _, pick = self._choose(candidates, support, steps)
-        return {"context": self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)}
+        return self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
         """Online: the previous end competes with every fresh start (:meth:`_fresh_starts`),

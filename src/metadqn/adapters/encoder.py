@@ -111,7 +111,9 @@ class SetEncoder(nn.Module):
 class EncoderAdapter(ContextModelAdapter):
     """Adapts by inference: c = encoder(support), then (with ``step_sizes`` ``[K, d]``, K > 0)
     k context steps on the support model loss refine it, as in context MAML — an amortised
-    first guess that gradient steps correct. With K = 0 the step count is ignored."""
+    first guess that gradient steps correct; with learned starts (``params["context_starts"]``)
+    the refinement also runs from each and the end that fits the support best is kept. With
+    K = 0 the step count is ignored."""
 
     uses_steps = False
 
@@ -128,7 +130,7 @@ class EncoderAdapter(ContextModelAdapter):
         return int(self.step_sizes.shape[0])
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
-        return {"context": self._descend(self._fresh_starts(support)[0], support, self._refining(steps))}
+        return {"context": self._best_descent(self._fresh_starts(support), support, self._refining(steps))}
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
         """Online, warm (``--online-warm``): the code of all data so far competes with the
@@ -140,8 +142,12 @@ class EncoderAdapter(ContextModelAdapter):
         return steps if self.default_steps else 0
 
     def _fresh_starts(self, support: Batch) -> torch.Tensor:
-        """The code of the data (c₀ is unused: the encoder always reads the data)."""
-        return self.encoder.encode(self.params, support).unsqueeze(0)
+        """The code of the data, then any learned starts (``context_starts`` > 1: refining
+        from each, the end that fits the support best is kept, as in context MAML; c₀ is
+        unused: the encoder always reads the data)."""
+        code = self.encoder.encode(self.params, support).unsqueeze(0)
+        starts = self.params.get("context_starts")
+        return code if starts is None else torch.cat((code, starts))
 
     def detached(self) -> "EncoderAdapter":
         return EncoderAdapter(self.name, self.net, self.model, self.encoder,

@@ -79,7 +79,8 @@ class MetaConfig:
     inner_steps: int | None = None         # adaptation steps K (encoder: context steps refining the code); maml 1, context 5
     inner_params: str = "all"              # what MAML's inner loop adapts: all | context (CAVIA; needs net.context) | head
     first_order_context: bool = False      # context, encoder: ignore second derivatives through the context steps
-    context_starts: int = 1                # context: learned starting contexts; the end with the lowest support loss wins
+    context_starts: int = 1                # context (and encoder with inner_steps): learned starting contexts (the
+                                           # encoder's code is one more); the end with the lowest support loss wins
     model_weight: float = 1.0              # context, encoder: weight of the query model loss in the outer loss
     task_loss_weight: float = 0.0          # context, encoder: weight of a task-inference loss in the outer loss — a
                                            # linear probe of the adapted context predicts the training task's
@@ -177,6 +178,9 @@ class MetaConfig:
             raise ValueError(f"reward_model must be one of {REWARD_MODELS}, got {self.reward_model!r}")
         if self.context_starts < 1:
             raise ValueError(f"context_starts must be >= 1, got {self.context_starts}")
+        if self.context_starts > 1 and not (self.algo == "context" or (self.algo == "encoder" and self.inner_steps)):
+            raise ValueError("context_starts > 1 starts context steps from learned contexts: use algo 'context', or "
+                             "'encoder' with refinement steps (inner_steps >= 1)")
         if self.model_members < 1:
             raise ValueError(f"model_members must be >= 1, got {self.model_members}")
         self.model_hidden = tuple(int(h) for h in self.model_hidden)
