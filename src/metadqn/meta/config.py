@@ -28,9 +28,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # Settings measured to work better on one family than the defaults (benchmarks/RESULTS.md has
 # each measurement): a new run of that family and algorithm takes them for every field the user
 # leaves unset, and the CLI prints them. cartpole-physics: balancing needs DQN-scale update
-# counts and query data from longer episodes than uniformly random play reaches; the meta target
-# network copied every 4 iterations (128 meta-updates, the single-task DQN's interval) instead of
-# 10 (320) lifts NR after two episodes from 0.48 to 0.61 (seed 0, 300 iterations; RESULTS.md).
+# counts and query data from longer episodes than uniformly random play reaches.
 # gridnav: the goal's reward model is multimodal (goals at equal distances from the visited cells),
 # and gradient steps from one start find one basin; 8 learned starts, keeping the end that fits
 # the support best, lift NR after one episode from 0.64 to 0.78 (200 iterations) at 2.1x the time
@@ -50,8 +48,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # eps_query=0.3 lost (0.72 vs 0.78), so the encoder's only.
 FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "cartpole-physics": {"context": {"outer_steps": 32, "query_replay": 4000, "eps_query": 0.3,
-                                     "n_train_tasks": 20, "n_test_tasks": 10, "envs_per_task": 2,
-                                     "target_update": 4}},
+                                     "n_train_tasks": 20, "n_test_tasks": 10, "envs_per_task": 2}},
     "gridnav": {"context": {"context_starts": 8},
                 "encoder": {"encoder_pooling": "bayes", "support_episodes_max": 3, "inner_steps": 5, "model_weight": 10.0,
                             "eps_query": 0.3, "query_replay": 2000}},
