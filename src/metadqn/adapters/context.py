@@ -154,9 +154,12 @@ class ContextModelAdapter(Adapter):
         return {"context": self.params["context"]}
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
+        return {"context": self._best_descent(self._with_starts(state["context"]), support, steps)}
+
+    def _with_starts(self, first: torch.Tensor) -> torch.Tensor:
+        """Candidates ``[M, d]``: ``first`` ``[d]``, then the learned starts (if any)."""
         starts = self.params.get("context_starts")
-        first = state["context"].unsqueeze(0)
-        return {"context": self._best_descent(first if starts is None else torch.cat((first, starts)), support, steps)}
+        return first.unsqueeze(0) if starts is None else torch.cat((first.unsqueeze(0), starts))
 
     def _best_descent(self, candidates: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         """The end of ``steps`` steps from the candidate ``[M, d]`` whose end fits the support
@@ -180,9 +183,7 @@ class ContextModelAdapter(Adapter):
 
     def _fresh_starts(self, support: Batch) -> torch.Tensor:
         """Where a cold adaptation may start ``[M, d]``: c₀ and the learned starts."""
-        starts = self.params.get("context_starts")
-        c0 = self.params["context"].unsqueeze(0)
-        return c0 if starts is None else torch.cat((c0, starts))
+        return self._with_starts(self.params["context"])
 
     def _choose(self, candidates: torch.Tensor, support: Batch, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The ends ``[M, d]`` of ``steps`` steps from each candidate ``[M, d]``, and a one-hot

@@ -145,9 +145,7 @@ class EncoderAdapter(ContextModelAdapter):
         """The code of the data, then any learned starts (``context_starts`` > 1: refining
         from each, the end that fits the support best is kept, as in context MAML; c₀ is
         unused: the encoder always reads the data)."""
-        code = self.encoder.encode(self.params, support).unsqueeze(0)
-        starts = self.params.get("context_starts")
-        return code if starts is None else torch.cat((code, starts))
+        return self._with_starts(self.encoder.encode(self.params, support))
 
     def detached(self) -> "EncoderAdapter":
         return EncoderAdapter(self.name, self.net, self.model, self.encoder,
