@@ -86,3 +86,47 @@ def test_training_and_test_time_adaptation_give_the_same_adapted_parameters():
         assert torch.allclose(batched_path[name][0], trained_path[name][0], atol=1e-6), name
     assert not torch.allclose(got["fcs.1.weight"], theta["fcs.1.weight"])
     assert torch.equal(got["fcs.0.weight"], theta["fcs.0.weight"])  # head only
+
+
+@pytest.mark.parametrize("algo", ["context", "maml"])
+def test_keep_best_ends_with_the_parameters_of_the_best_check_on_the_training_tasks(algo, tmp_path):
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 2, seed=0)
+    settings = {**TINY, "iterations": 6, "keep_best_every": 1, "outer_lr": 0.05}  # a big step: returns move
+    snapshots = {}
+    learner = MAMLDQN(family, algo=algo, **settings)
+    learner.meta_train(train, test_tasks=test, progress=False,
+                       callback=lambda lr, row: snapshots.update({row["iteration"]: ({k: v.detach().clone() for k, v
+                                                                                       in lr.params.items()}, row)}))
+    scores = [snapshots[i][1]["train_return_adapted"] for i in range(1, 7)]
+    best = 1 + max(range(6), key=lambda i: (scores[i], -i))  # the first of the highest
+    assert len(set(scores)) > 1  # the checks tell the iterations apart
+    assert snapshots[6][1]["best_iteration"] == best and learner.best.iteration == best
+    kept = snapshots[best][0]  # (at the last iteration the callback sees the kept parameters)
+    for k, v in learner.params.items():
+        assert torch.equal(v, kept[k]), k
+        assert torch.equal(learner.state.target[k], kept[k]), k  # the target too
+    # the check is the adapted return on the training tasks with fixed support data
+    again = MAMLDQN(family, algo=algo, **settings)
+    again.meta_train(train, iterations=best, test_tasks=test, progress=False)
+    res = again.adaptation_returns(train, steps=(again.config.inner_steps,), runs=again.config.eval_runs,
+                                   seed=derive_seed(again.config.seed, "keep-best"))
+    assert float(res["return"][again.config.inner_steps].mean()) == pytest.approx(scores[best - 1])
+
+
+def test_keep_best_resumes_bit_exactly(tmp_path):
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 2, seed=0)
+    settings = {**TINY, "iterations": 6, "keep_best_every": 2, "outer_lr": 0.05, "checkpoint_every": 1}
+    full = MAMLDQN(family, algo="context", **settings).meta_train(train, test_tasks=test, out_dir=tmp_path / "full",
+                                                                   progress=False)
+    part = MAMLDQN(family, algo="context", **settings)
+    part.meta_train(train, iterations=3, test_tasks=test, out_dir=tmp_path / "part", progress=False)
+    resumed = MAMLDQN.load(tmp_path / "part" / "checkpoint.safetensors")
+    assert resumed.best is not None and resumed.best.iteration == part.best.iteration
+    resumed.meta_train(out_dir=tmp_path / "part", progress=False)
+    assert resumed.best.iteration == full.best.iteration and resumed.best.score == full.best.score
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k]), k
+    with pytest.raises(ValueError, match="keep_best_every"):
+        MAMLDQN(family, keep_best_every=-1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -30,6 +32,21 @@ from .scale.rollout import RolloutWorkers, rollout_workers
 from .seeding import derive_seed
 from .stats import normalized
 from .tasks import Task, TaskFamily, make_family
+
+
+@dataclass
+class Best:
+    """keep_best_every: the best check of meta-training so far — its mean adapted greedy return
+    on the training tasks, its iteration, and copies of θ and the step sizes then."""
+
+    score: float
+    iteration: int
+    params: Params
+    inner_lrs: Params | None
+
+
+def _copy(params: Params) -> Params:
+    return {k: v.detach().clone() for k, v in params.items()}
 
 
 class MAMLDQN:
@@ -95,6 +112,8 @@ class MAMLDQN:
         # carried between meta_train calls on the same training tasks (resume must continue them)
         self._env_state: torch.Tensor | None = None
         self._query_buf: TaskReplay | None = None
+        self.moved_from: str | None = None  # load: the device it was trained on, where that was another kind
+        self.best: Best | None = None  # keep_best_every: the best check so far (its parameters and return)
 
     @property
     def params(self) -> Params:
@@ -172,6 +191,10 @@ class MAMLDQN:
         if not isinstance(cfg.task_weights, str):
             validate_weights(cfg.task_weights, len(self.train_tasks))
         total = iterations if iterations is not None else cfg.iterations
+        end = max(total, cfg.iterations)  # the run's end (a call that stops short of the config's is a part of it)
+        if self.moved_from is not None and 0 < self.iteration < total:
+            warnings.warn(f"continuing on {self.device} a run trained on {self.moved_from}: its random streams start "
+                          "afresh from the seed, so this is not the run it would have been there", stacklevel=2)
         resources = contextlib.ExitStack()  # rollout workers step training and held-out evaluation alike
         with contextlib.ExitStack() as on_error:
             on_error.callback(resources.close)
@@ -205,6 +228,8 @@ class MAMLDQN:
                     row.update(iteration=self.iteration, env_steps=env_steps,
                                env_steps_per_s=(env_steps - start_steps) / elapsed,
                                meta_updates_per_s=done * cfg.outer_steps / elapsed)
+                    if cfg.keep_best_every and (self.iteration % cfg.keep_best_every == 0 or self.iteration == end):
+                        row.update(self._keep_best(final=self.iteration == end))
                     if cfg.eval_every and self.test_tasks and (self.iteration % cfg.eval_every == 0
                                                                or self.iteration == total):
                         res = self.adaptation_returns(self.test_tasks, steps=(0, cfg.inner_steps), runs=cfg.eval_runs,
@@ -231,6 +256,25 @@ class MAMLDQN:
             if logger:
                 logger.close()
         return self
+
+    def _keep_best(self, *, final: bool) -> dict[str, Any]:
+        """keep_best_every: the adapted greedy return on the training tasks now (the same
+        support data at every check); the best check's parameters are kept, and at the run's
+        ``final`` iteration (``config.iterations``, or a call's larger ``iterations``) they become
+        the run's θ, step sizes and meta target — training continued later starts from them."""
+        cfg, st = self.config, self.state
+        score = float(self.adaptation_returns(self.train_tasks, steps=(cfg.inner_steps,), runs=cfg.eval_runs,
+                                              seed=derive_seed(cfg.seed, "keep-best"))["return"][cfg.inner_steps].mean())
+        if self.best is None or score > self.best.score:
+            self.best = Best(score, self.iteration, _copy(st.params), None if st.inner_lrs is None else _copy(st.inner_lrs))
+        if final and self.best.iteration != self.iteration:
+            with torch.no_grad():
+                for k, v in self.best.params.items():
+                    st.params[k].copy_(v)
+                    st.target[k].copy_(v)
+                for k, v in (self.best.inner_lrs or {}).items():
+                    st.inner_lrs[k].copy_(v)
+        return {"train_return_adapted": score, "best_iteration": self.best.iteration}
 
     # -- adaptation -----------------------------------------------------------------------
     def adapt(self, task: Task | Mapping[str, Any], episodes: int | None = None, steps: int | None = None,
@@ -278,6 +322,10 @@ class MAMLDQN:
             tensors.update(prefixed("inner_lr", st.inner_lrs))
         if self._env_state is not None:
             tensors["rng/env"] = self._env_state
+        if self.best is not None:
+            tensors.update(prefixed("best/params", self.best.params))
+            if self.best.inner_lrs is not None:
+                tensors.update(prefixed("best/inner_lr", self.best.inner_lrs))
         replay_meta = None
         if self.config.query_replay and self._query_buf is not None:  # resume must see the same data
             tensors.update(prefixed("query_replay", self._query_buf.state_tensors()))
@@ -285,12 +333,18 @@ class MAMLDQN:
         meta = {"kind": "maml-dqn", "family": self.family.name, "family_options": self.family.options,
                 "config": to_dict(self.config), "iteration": self.iteration, "optimizer": opt_meta,
                 "query_replay": replay_meta,
+                "best": None if self.best is None else {"score": self.best.score, "iteration": self.best.iteration},
                 "train_tasks": [dict(t.params) for t in self.train_tasks],
                 "test_tasks": [dict(t.params) for t in self.test_tasks]}
         save_checkpoint(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "MAMLDQN":
+        """The learner a checkpoint holds, on ``device`` (default: the one it was trained on, or
+        the CPU where that is a GPU this machine lacks — a run trained on a GPU box evaluates on a
+        laptop). On another kind of device than the one it was trained on, the random streams
+        start afresh from the seed (a generator's state belongs to its device), so a resumed run
+        continues but is not bit-exact; :attr:`moved_from` then names the training device."""
         try:
             return cls._load(path, device)
         except KeyError as e:  # a checkpoint written by us always has these: damaged or foreign
@@ -302,6 +356,11 @@ class MAMLDQN:
         tensors, meta = load_checkpoint(path, kind="maml-dqn")
         tensors, config = _from_earlier_versions(tensors, meta["config"])
         family = make_family(meta["family"], **meta["family_options"])
+        trained_on = torch.device(config.get("device", "cpu"))
+        if device is None and trained_on.type == "cuda" and not torch.cuda.is_available():
+            device = "cpu"
+            warnings.warn(f"{path} was trained on {trained_on}; this machine has no CUDA, so it is loaded on the CPU",
+                          stacklevel=3)
         config = config if device is None else {**config, "device": device}
         learner = cls(family, from_dict(MetaConfig, config))
         st = learner.state
@@ -310,11 +369,21 @@ class MAMLDQN:
         if st.inner_lrs is not None:
             _copy_into(st.inner_lrs, unprefixed("inner_lr", tensors), path)
         load_optimizer(st.optimizer, unprefixed("opt", tensors), meta["optimizer"])
-        st.generator.set_state(tensors["rng/generator"])
         st.iteration = int(meta["iteration"])
-        learner._env_state = tensors.get("rng/env")
+        if learner.device.type == trained_on.type:
+            st.generator.set_state(tensors["rng/generator"])
+            learner._env_state = tensors.get("rng/env")
+        else:
+            learner.moved_from = str(trained_on)
         learner.train_tasks = [family.task(**p) for p in meta["train_tasks"]]
         learner.test_tasks = [family.task(**p) for p in meta["test_tasks"]]
+        best = meta.get("best")
+        if best:
+            params = {k: v.to(learner.device) for k, v in unprefixed("best/params", tensors).items()}
+            lrs = {k: v.to(learner.device) for k, v in unprefixed("best/inner_lr", tensors).items()} or None
+            if set(params) != set(st.params):
+                raise CheckpointError(f"{path}: the kept best parameters do not match the network")
+            learner.best = Best(float(best["score"]), int(best["iteration"]), params, lrs)
         replay = meta.get("query_replay")
         if replay:
             stored = unprefixed("query_replay", tensors)

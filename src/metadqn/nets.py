@@ -7,6 +7,7 @@ batches, and ``torch.func.vmap`` over the task axis with ``functional_call``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -143,7 +144,12 @@ def build_qnet(spec: NetSpec, obs_shape: tuple[int, ...], n_actions: int) -> QNe
 
 
 def init_params(net: nn.Module, seed: int) -> Params:
-    """Fresh parameters for ``net`` (PyTorch default init) drawn reproducibly from ``seed``."""
+    """Fresh parameters for ``net`` (PyTorch default init) drawn reproducibly from ``seed``, on
+    the device ``net`` lives on — drawn on the CPU, so a seed gives the same network on every
+    device (a GPU's random stream differs from the CPU's)."""
+    device = next((p.device for p in net.parameters()), torch.device("cpu"))
+    if device.type != "cpu":
+        return {k: v.to(device) for k, v in init_params(copy.deepcopy(net).cpu(), seed).items()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for m in net.modules():

@@ -121,6 +121,10 @@ class MetaConfig:
     eval_runs: int = 2                     # adaptation runs per held-out task in each evaluation
     eval_episodes: int = 3                 # greedy episodes per adapted policy
     checkpoint_every: int = 50             # iterations between checkpoints (0 = only at the end)
+    keep_best_every: int = 0               # iterations between checks of the adapted greedy return on the
+                                           # TRAINING tasks (eval_runs fresh support sets per task, K steps, the
+                                           # same data at every check); the run ends with the parameters of the
+                                           # best check, as DQN's keep_best (0 = off: the last iteration's)
     seed: int = 0
     device: str = "cpu"
 
@@ -147,9 +151,10 @@ class MetaConfig:
                              f"got {self.support_episodes_max}")
         if self.inner_n_step < -1:
             raise ValueError(f"inner_n_step must be >= 0, or -1 for the same as n_step; got {self.inner_n_step}")
-        if min(self.support_batch, self.n_step, self.n_test_tasks, self.eval_every, self.checkpoint_every, self.query_replay) < 0:
-            raise ValueError("support_batch, n_step, n_test_tasks, eval_every, checkpoint_every and query_replay "
-                             "must be >= 0")
+        if min(self.support_batch, self.n_step, self.n_test_tasks, self.eval_every, self.checkpoint_every,
+               self.query_replay, self.keep_best_every) < 0:
+            raise ValueError("support_batch, n_step, n_test_tasks, eval_every, checkpoint_every, query_replay and "
+                             "keep_best_every must be >= 0")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.loss not in LOSSES:
