@@ -175,3 +175,27 @@ def test_a_history_familys_limit_is_its_base_familys_on_the_newest_step_of_each_
         assert frozen[row // 2, row % 2] == pytest.approx(base.frozen_limit_return(task, data))
         assert online[row // 2, row % 2] == pytest.approx(base.online_limit_return(task, data))
         assert online[row // 2, row % 2] <= base.oracle_return(task) + 1e-9
+
+
+def test_gridnav_pixels_has_the_same_posterior_and_limits_as_gridnav_seen_as_coordinates():
+    options = {"size": 5, "obstacles": 3}
+    coords, pixels = metadqn.make_family("gridnav", **options), metadqn.make_family("gridnav-pixels", **options)
+    tasks = pixels.sample_tasks(6, seed=2)
+    data = {}
+    for name, family in (("coords", coords), ("pixels", pixels)):
+        buf, _ = new_task_data(family, [family.task(**t.params) for t in tasks], runs_per_task=1, episodes=1,
+                               adapter=None, seed=4)
+        data[name] = [{k: getattr(buf, k)[i, :, 0].numpy() for k in ("obs", "action", "reward", "next_obs", "terminated")}
+                      for i in range(len(tasks))]
+    sizes = []
+    for i, task in enumerate(tasks):
+        assert np.array_equal(pixels.cells_of(data["pixels"][i]["next_obs"]), coords.cells_of(data["coords"][i]["next_obs"]))
+        posterior = pixels.goal_posterior(task, data["pixels"][i])
+        twin = coords.task(**task.params)
+        assert tuple(task["goal"]) in posterior and posterior == coords.goal_posterior(twin, data["coords"][i])
+        sizes.append(len(posterior))
+    assert max(sizes) < 20  # the rewards told the goals apart
+    twins = [coords.task(**t.params) for t in tasks]
+    for kind, episodes in (("frozen", 1), ("online", 1), ("online", 0)):
+        assert np.allclose(limit_returns(pixels, tasks, kind=kind, runs_per_task=2, episodes=episodes, seed=4),
+                           limit_returns(coords, twins, kind=kind, runs_per_task=2, episodes=episodes, seed=4))

@@ -218,6 +218,11 @@ class GridNavPixelsFamily(GridNavFamily):
         self.options["cue_steps"] = self.cue_steps
         self.observation_space = gym.spaces.Box(0.0, 1.0, (3, self.size, self.size), dtype=np.float32)
 
+    def cells_of(self, obs: np.ndarray) -> np.ndarray:
+        """The agent's cells ``[T, 2]``: where channel 1 of each image ``[T, 3, N, N]`` is lit."""
+        flat = obs[:, 1].reshape(obs.shape[0], self.size * self.size).argmax(1)
+        return np.stack((flat // self.size, flat % self.size), axis=1)
+
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
                      dtype: torch.dtype = torch.float32) -> "GridNavPixelsBatched":

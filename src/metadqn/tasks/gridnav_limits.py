@@ -30,6 +30,12 @@ class GridNavLimits:
 
     MAX_LIMIT_GOALS = 12  # posterior sizes above this make the exact plan too costly (2^G masks)
 
+    def cells_of(self, obs: np.ndarray) -> np.ndarray:
+        """The agent's cells ``[T, 2]`` (row, column) in observations ``[T, *obs_shape]``: read
+        off the first two coordinates (scaled to [0, 1]); an image family reads its agent channel."""
+        flat = obs if obs.ndim == 2 else obs.reshape(obs.shape[0], int(np.prod(obs.shape[1:])))
+        return np.rint(flat[:, :2] * (self.size - 1)).astype(int)
+
     def goal_posterior(self, task: Task, data: Mapping[str, np.ndarray]) -> list[tuple[int, int]]:
         """The goals consistent with ``data`` (rewards and terminations are deterministic given
         the goal), under the prior: uniform over the free cells of the goal range except the
@@ -38,7 +44,7 @@ class GridNavLimits:
         goal = self.param("goal")
         cells = [(r, c) for r in range(int(goal.low), int(goal.high) + 1) for c in range(int(goal.low), int(goal.high) + 1)
                  if not walls[r, c] and (r, c) != self.start_cell()]
-        nxt = np.rint(np.asarray(data["next_obs"])[:, :2] * (n - 1)).astype(int)
+        nxt = self.cells_of(np.asarray(data["next_obs"]))
         reward = np.asarray(data["reward"], dtype=float)
         term = np.asarray(data["terminated"], dtype=bool)
         out = []
