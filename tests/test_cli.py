@@ -57,6 +57,13 @@ def test_train_adapt_and_resume_end_to_end(tmp_path, capsys):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     capsys.readouterr()
+    kept = tmp_path / "kept"
+    assert main([*base[:6], str(kept), *base[7:], "--iterations", "3", "--set", "keep_best_every=1"]) == 0
+    rows = [json.loads(line) for line in (kept / "metrics.jsonl").read_text().splitlines()]
+    best = rows[-1]["best_iteration"]
+    assert f"kept the parameters of iteration {best} " in capsys.readouterr().out
+    assert json.loads((kept / "config.json").read_text())["config"]["keep_best_every"] == 1
+    capsys.readouterr()
     assert main(["adapt", str(run_dir), "--task", "{\"goal\": [0, 0]}", "--steps", "2", "--eval-episodes", "2"]) == 0
     out = capsys.readouterr().out
     assert "before adaptation" in out and "after 2 step(s)" in out and "oracle return" in out

@@ -157,6 +157,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     with rollout_workers(learner.family, workers):
         learner.meta_train(out_dir=out, progress=not args.quiet)  # on the pool entered above
         print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
+        if learner.best is not None:
+            print(f"kept the parameters of iteration {learner.best.iteration} (keep_best_every: best adapted return "
+                  f"on the training tasks, {learner.best.score:.2f})")
         if learner.test_tasks:
             k = learner.config.inner_steps
             res = learner.adaptation_returns(learner.test_tasks, steps=sorted({0, 1, k}),
