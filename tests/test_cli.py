@@ -63,6 +63,9 @@ def test_train_adapt_and_resume_end_to_end(tmp_path, capsys):
     best = rows[-1]["best_iteration"]
     assert f"kept the parameters of iteration {best} " in capsys.readouterr().out
     assert json.loads((kept / "config.json").read_text())["config"]["keep_best_every"] == 1
+    assert main(["evaluate", str(kept), "--baselines", "", "--budgets", "1", "--steps", "0", "--seeds", "1", "--quiet",
+                 "--json", str(tmp_path / "kept.json")]) == 0
+    assert json.loads((tmp_path / "kept.json").read_text())["meta_training"]["kept_iteration"] == best
     capsys.readouterr()
     assert main(["adapt", str(run_dir), "--task", "{\"goal\": [0, 0]}", "--steps", "2", "--eval-episodes", "2"]) == 0
     out = capsys.readouterr().out
