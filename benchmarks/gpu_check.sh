@@ -1,6 +1,6 @@
 #!/bin/bash
 # The GPU checks of RESULTS.md's tenth-session section, on a machine with CUDA, from the repo root:
-#   bash benchmarks/gpu_check.sh [OUT_DIR]
+#   bash benchmarks/gpu_check.sh [OUT_DIR]     (metadqn importable: `make install` and its venv, or PYTHONPATH=src)
 # 1. the CUDA tests (every algorithm on the GPU; loss and meta-gradient equal to the CPU's; a GPU run
 #    opened without CUDA), 2. the command line on the GPU for every algorithm on four families
 #    (train, evaluate with a baseline and --online, adapt, resume), 3. meta-training throughput of
