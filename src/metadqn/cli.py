@@ -158,7 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learner.meta_train(out_dir=out, progress=not args.quiet)  # on the pool entered above
         print(f"checkpoint: {out / 'checkpoint.safetensors'}  metrics: {out / 'metrics.jsonl'}")
         if learner.best is not None:
-            print(f"kept the parameters of iteration {learner.best.iteration} (keep_best_every: best adapted return "
+            print(f"kept the parameters of iteration {learner.kept_iteration} (keep_best_every: best adapted return "
                   f"on the training tasks, {learner.best.score:.2f})")
         if learner.test_tasks:
             k = learner.config.inner_steps

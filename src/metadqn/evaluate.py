@@ -224,19 +224,12 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
                        "limit": None if limit is None else {
                            "kind": "frozen", "data": "the uniformly random support episodes of each budget", "nr": limit}},
         "meta_training": {"algo": mcfg.algo, "iterations": learner.iteration, "env_steps": learner.env_steps,
-                          "kept_iteration": _kept(learner), "config": to_dict(mcfg),
+                          "kept_iteration": learner.kept_iteration, "config": to_dict(mcfg),
                           "compared": {name: {"algo": o.config.algo, "iterations": o.iteration, "env_steps": o.env_steps,
-                                              "kept_iteration": _kept(o), "config": to_dict(o.config)}
+                                              "kept_iteration": o.kept_iteration, "config": to_dict(o.config)}
                                        for name, o in (compare or {}).items()}},
         "config": to_dict(cfg),
     }
-
-
-def _kept(learner: MAMLDQN) -> int:
-    """The iteration whose parameters the run holds: its last, or, once a keep_best_every run has
-    reached its end, the best check's."""
-    done = learner.best is not None and learner.iteration >= learner.config.iterations
-    return learner.best.iteration if done else learner.iteration
 
 
 def with_safeguard(adapter: Adapter) -> Adapter:

@@ -105,7 +105,7 @@ class MAMLDQN:
             inner_lrs = {k: v.to(self.device).requires_grad_() for k, v in inner_lrs.items()}
         optimizer = torch.optim.Adam([*params.values(), *(inner_lrs or {}).values()], lr=cfg.outer_lr)
         generator = torch.Generator(device=self.device).manual_seed(derive_seed(cfg.seed, "meta-train"))
-        self.state = MetaState(params, inner_lrs, {k: v.detach().clone() for k, v in params.items()}, optimizer,
+        self.state = MetaState(params, inner_lrs, _copy(params), optimizer,
                                generator)
         self.train_tasks: list[Task] = []
         self.test_tasks: list[Task] = []
@@ -257,6 +257,13 @@ class MAMLDQN:
                 logger.close()
         return self
 
+    @property
+    def kept_iteration(self) -> int:
+        """The iteration whose parameters the learner holds: its last, or, once a keep_best_every
+        run has reached its end (``config.iterations`` or beyond), the best check's."""
+        done = self.best is not None and self.iteration >= self.config.iterations
+        return self.best.iteration if done else self.iteration
+
     def _keep_best(self, *, final: bool) -> dict[str, Any]:
         """keep_best_every: the adapted greedy return on the training tasks now (the same
         support data at every check); the best check's parameters are kept, and at the run's
@@ -379,10 +386,10 @@ class MAMLDQN:
         learner.test_tasks = [family.task(**p) for p in meta["test_tasks"]]
         best = meta.get("best")
         if best:
-            params = {k: v.to(learner.device) for k, v in unprefixed("best/params", tensors).items()}
-            lrs = {k: v.to(learner.device) for k, v in unprefixed("best/inner_lr", tensors).items()} or None
-            if set(params) != set(st.params):
-                raise CheckpointError(f"{path}: the kept best parameters do not match the network")
+            params, lrs = _copy(st.params), None if st.inner_lrs is None else _copy(st.inner_lrs)
+            _copy_into(params, unprefixed("best/params", tensors), path)
+            if lrs is not None:
+                _copy_into(lrs, unprefixed("best/inner_lr", tensors), path)
             learner.best = Best(float(best["score"]), int(best["iteration"]), params, lrs)
         replay = meta.get("query_replay")
         if replay:

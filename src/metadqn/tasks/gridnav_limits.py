@@ -31,10 +31,9 @@ class GridNavLimits:
     MAX_LIMIT_GOALS = 12  # posterior sizes above this make the exact plan too costly (2^G masks)
 
     def cells_of(self, obs: np.ndarray) -> np.ndarray:
-        """The agent's cells ``[T, 2]`` (row, column) in observations ``[T, *obs_shape]``: read
-        off the first two coordinates (scaled to [0, 1]); an image family reads its agent channel."""
-        flat = obs if obs.ndim == 2 else obs.reshape(obs.shape[0], int(np.prod(obs.shape[1:])))
-        return np.rint(flat[:, :2] * (self.size - 1)).astype(int)
+        """The agent's cells ``[T, 2]`` (row, column) in observations ``[T, obs_dim]``: read off
+        the first two coordinates (scaled to [0, 1]); an image family reads its agent channel."""
+        return np.rint(obs[:, :2] * (self.size - 1)).astype(int)
 
     def goal_posterior(self, task: Task, data: Mapping[str, np.ndarray]) -> list[tuple[int, int]]:
         """The goals consistent with ``data`` (rewards and terminations are deterministic given
