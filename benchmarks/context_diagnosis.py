@@ -13,7 +13,9 @@ the goal whose −distance map best matches the model's predicted rewards).
 ``--run DIR`` alone: the run's held-out tasks with the evaluation's data seed, frozen after k
 steps (default: the run's own K), grouped the same way, plus how often the greedy path of
 Q(s, a; c) from the start reaches the true goal and the decoded one (a code decoded right whose
-path stops short of the goal is the Q-function's loss, not the inference's).
+path stops short of the goal is the Q-function's loss, not the inference's), whether the paths that
+miss the goal loop, and how many of the goals consistent with the episode a path visits (the
+frozen limit's plan tours them; a Markov policy that reaches a wrong candidate cycles there).
 
 ``--online``: NR of one greedy episode that re-adapts after every env step (as ``metadqn
 evaluate --online``; ``--warm`` as ``--online-warm``) beside the online information limit,
@@ -62,13 +64,17 @@ def decoded_goals(learner: MAMLDQN, contexts: torch.Tensor, size: int) -> list[t
     return out
 
 
-def posterior_sizes(family, tasks, runs: int, seed: int) -> np.ndarray:
-    """Goals consistent with each instance's random support episode (task-major)."""
+def posteriors(family, tasks, runs: int, seed: int) -> list[list[tuple[int, int]]]:
+    """The goals consistent with each instance's random support episode (task-major)."""
     buf, _ = new_task_data(family, tasks, runs_per_task=runs, episodes=1, adapter=None, seed=seed)
     data = {n: getattr(buf, n)[:, :family.max_episode_steps, 0].numpy()
             for n in ("obs", "action", "reward", "next_obs", "terminated")}
-    return np.array([len(family.goal_posterior(tasks[i // runs], {n: v[i] for n, v in data.items()}))
-                     for i in range(len(tasks) * runs)])
+    return [family.goal_posterior(tasks[i // runs], {n: v[i] for n, v in data.items()}) for i in range(len(tasks) * runs)]
+
+
+def posterior_sizes(family, tasks, runs: int, seed: int) -> np.ndarray:
+    """How many goals are consistent with each instance's random support episode (task-major)."""
+    return np.array([len(p) for p in posteriors(family, tasks, runs, seed)])
 
 
 def online_report(run: str, warm: bool, steps: int) -> None:
@@ -121,7 +127,8 @@ def frozen_report(run: str, steps: int) -> None:
     adapter = learner.adapter()
     k = steps or adapter.default_steps
     nr = learner.adaptation_returns(tasks, steps=(k,), runs=runs, seed=seed)["nr"][k].numpy().reshape(-1)
-    sizes = posterior_sizes(family, tasks, runs, seed)
+    posts = posteriors(family, tasks, runs, seed)
+    sizes = np.array([len(p) for p in posts])
     states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
     decoded = decoded_goals(learner, states["context"], family.size)
     true = [tuple(tasks[i // runs]["goal"]) for i in range(len(decoded))]
@@ -129,14 +136,20 @@ def frozen_report(run: str, steps: int) -> None:
     right = np.array([d == t for d, t in zip(decoded, true)])
     reach = np.array([t in p for t, p in zip(true, paths)])
     reach_decoded = np.array([d in p for d, p in zip(decoded, paths)])
+    # A path that misses the goal: does it come back to a cell it left (a loop a Markov policy
+    # cannot leave), and how many of the consistent goals did it visit before that?
+    loops = np.array([len(set(p)) < len(p) for p in paths])
+    visited = np.array([len({c for c in p if c in set(g)}) for p, g in zip(paths, posts)])
     print(f"{run} frozen k={k}: NR {nr.mean():.2f}")
     print("| goals consistent with the support episode | instances | NR | decoded right | path reaches the goal | "
-          "path reaches the decoded goal | decoded right, goal not reached |\n|---|---|---|---|---|---|---|")
+          "path reaches the decoded goal | decoded right, goal not reached | goal not reached: path loops | "
+          "consistent goals the path visits |\n|---|---|---|---|---|---|---|---|---|")
     for groups, label in (((1,), "1"), ((2,), "2"), (tuple(range(3, 64)), "3+")):
         m = np.isin(sizes, groups)
         if m.any():
             print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {right[m].mean():.2f} | {reach[m].mean():.2f} | "
-                  f"{reach_decoded[m].mean():.2f} | {(right & ~reach)[m].sum()} |")
+                  f"{reach_decoded[m].mean():.2f} | {(right & ~reach)[m].sum()} | {(loops & ~reach)[m].sum()} "
+                  f"of {(~reach)[m].sum()} | {visited[m].mean():.2f} |")
 
 
 def main() -> None:
