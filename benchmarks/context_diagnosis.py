@@ -42,6 +42,27 @@ from metadqn.stats import normalized
 from metadqn.tasks.grid import bfs_distance, successors
 
 
+def windows(rows: torch.Tensor, family) -> torch.Tensor:
+    """Observations ``rows [N, D]`` as ``family`` shows them: as they are, or for a
+    ``with_history`` family as windows ``[N, W, D + 1]`` holding each row as the newest step
+    after ``history`` (older rows ``[H, D]`` shared by all, oldest first; default none)."""
+    return rows if not hasattr(family, "window") else window_of(rows, family.window)
+
+
+def window_of(rows: torch.Tensor, window: int, history: torch.Tensor | None = None) -> torch.Tensor:
+    steps = torch.zeros(rows.shape[0], window, rows.shape[1] + 1)
+    past = [] if history is None else list(history[-(window - 1):]) if window > 1 else []
+    for i, row in enumerate(past):
+        steps[:, window - 1 - len(past) + i, :-1], steps[:, window - 1 - len(past) + i, -1] = row, 1.0
+    steps[:, -1, :-1], steps[:, -1, -1] = rows, 1.0
+    return steps
+
+
+def base_of(family):
+    """The family whose grid the diagnosis reads (a with_history family's base)."""
+    return getattr(family, "base", family)
+
+
 def decoded_goals(learner: MAMLDQN, contexts: torch.Tensor, size: int) -> list[tuple[int, int]]:
     """For each context, the goal whose reward map −d(s′, g)/N best matches the model head's
     predicted reward of every (cell, action) of an empty grid."""
@@ -57,8 +78,8 @@ def decoded_goals(learner: MAMLDQN, contexts: torch.Tensor, size: int) -> list[t
         for c in contexts:
             err = np.zeros(len(goals))
             for a in range(4):
-                r_hat, _ = learner.model.predict(params, cells, torch.full((len(cells),), a), c,
-                                                 cells[torch.as_tensor(nxt[:, a])])
+                r_hat, _ = learner.model.predict(params, windows(cells, learner.family), torch.full((len(cells),), a), c,
+                                                 windows(cells[torch.as_tensor(nxt[:, a])], learner.family))
                 err += ((r_hat.numpy()[None, :] + dist[:, nxt[:, a]]) ** 2).mean(1)
             out.append(goals[int(err.argmin())])
     return out
@@ -69,7 +90,10 @@ def posteriors(family, tasks, runs: int, seed: int) -> list[list[tuple[int, int]
     buf, _ = new_task_data(family, tasks, runs_per_task=runs, episodes=1, adapter=None, seed=seed)
     data = {n: getattr(buf, n)[:, :family.max_episode_steps, 0].numpy()
             for n in ("obs", "action", "reward", "next_obs", "terminated")}
-    return [family.goal_posterior(tasks[i // runs], {n: v[i] for n, v in data.items()}) for i in range(len(tasks) * runs)]
+    if hasattr(family, "window"):  # a with_history family: each window's newest step
+        data = {n: (v[..., -1, :-1] if n in ("obs", "next_obs") else v) for n, v in data.items()}
+    base = base_of(family)
+    return [base.goal_posterior(tasks[i // runs], {n: v[i] for n, v in data.items()}) for i in range(len(tasks) * runs)]
 
 
 def posterior_sizes(family, tasks, runs: int, seed: int) -> np.ndarray:
@@ -101,16 +125,21 @@ def online_report(run: str, warm: bool, steps: int) -> None:
             print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {lim[m].mean():.2f} | {(nr[m] < 0.9).sum()} |")
 
 
-def greedy_paths(adapter, states: dict, goals: list[tuple[int, int]], size: int, horizon: int) -> list[list]:
+def greedy_paths(adapter, states: dict, goals: list[tuple[int, int]], size: int, horizon: int,
+                 window: int = 0) -> list[list]:
     """The cells the greedy policy of each adapted state visits from the centre of an empty
-    grid, until it reaches that instance's goal or the horizon."""
+    grid, until it reaches that instance's goal or the horizon (``window`` > 0: the policy
+    reads windows of the episode's last ``window`` positions, as a with_history family shows)."""
     nxt = successors(np.zeros((size, size), bool))
     paths = []
     for i, goal in enumerate(goals):
         state = {k: v[i] for k, v in states.items()}
-        cell, path = (size // 2) * size + size // 2, []
+        cell, path, seen = (size // 2) * size + size // 2, [], []
         for _ in range(horizon):
             obs = torch.tensor([[cell // size / (size - 1), cell % size / (size - 1)]])
+            if window:
+                obs = window_of(obs, window, torch.stack(seen) if seen else None)
+                seen.append(obs[0, -1, :-1])
             with torch.no_grad():
                 cell = int(nxt[cell, int(adapter.q_values(state, obs).argmax(-1))])
             path.append((cell // size, cell % size))
@@ -130,9 +159,10 @@ def frozen_report(run: str, steps: int) -> None:
     posts = posteriors(family, tasks, runs, seed)
     sizes = np.array([len(p) for p in posts])
     states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
-    decoded = decoded_goals(learner, states["context"], family.size)
+    size = base_of(family).size
+    decoded = decoded_goals(learner, states["context"], size)
     true = [tuple(tasks[i // runs]["goal"]) for i in range(len(decoded))]
-    paths = greedy_paths(adapter, states, true, family.size, family.max_episode_steps)
+    paths = greedy_paths(adapter, states, true, size, family.max_episode_steps, getattr(family, "window", 0))
     right = np.array([d == t for d, t in zip(decoded, true)])
     reach = np.array([t in p for t, p in zip(true, paths)])
     reach_decoded = np.array([d in p for d, p in zip(decoded, paths)])

@@ -4,8 +4,9 @@
 # episodes, and warm online), one thread per job. Used for the eleventh session's 24 encoder seeds:
 #   bash benchmarks/seeds.sh OUT "NAME SEED [--set KEY=VALUE ...]" ...     e.g.
 #   bash benchmarks/seeds.sh runs/seeds "rec 10" "rec 11" "wide 10 --set net.hidden=[128,128]" "cuda:rec 20"
-# A spec starting with "cuda:" trains and evaluates on the GPU. ALGO (default encoder) picks the algorithm,
-# DEADLINE (seconds, default none) stops waiting; MD the metadqn command (default: metadqn).
+# A spec starting with "cuda:" trains and evaluates on the GPU. FAMILY (default gridnav) and ALGO (default
+# encoder) pick what is trained, JOBS (default: all at once) how many run at a time, DEADLINE (seconds,
+# default none) stops waiting; MD is the metadqn command (default metadqn; e.g. "metadqn --import my.py").
 # One line per run in OUT/results.txt: best frozen NR after one episode (k = 5 or 10), NR at k = 0/5/10
 # after 1 and 2 episodes, warm online NR, training and evaluation seconds.
 OUT=${1:?usage: seeds.sh OUT SPEC...}; shift; mkdir -p "$OUT"
@@ -13,7 +14,7 @@ export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 one() {  # one NAME SEED [--set ...]; DEV=cuda for the GPU
   local name=$1 seed=$2; shift 2; local R=$OUT/$name-s$seed t0 t1 t2
   t0=$(date +%s)
-  ${MD:-metadqn} train --family gridnav --algo ${ALGO:-encoder} --out $R --seed $seed --quiet ${DEV:+--device $DEV} \
+  ${MD:-metadqn} train --family ${FAMILY:-gridnav} --algo ${ALGO:-encoder} --out $R --seed $seed --quiet ${DEV:+--device $DEV} \
     "$@" > $R.train.log 2>&1 || { echo "FAIL train $name $seed: $(tail -1 $R.train.log)"; return; }
   t1=$(date +%s)
   ${MD:-metadqn} evaluate $R --baselines '' --budgets 1,2 --steps 0,5,10 --seeds 5 --online --online-warm --quiet \
@@ -30,6 +31,7 @@ PY
 }
 t0=$(date +%s)
 for spec in "$@"; do
+  while [ -n "$JOBS" ] && [ $(jobs -r | wc -l) -ge $JOBS ]; do sleep 2; done
   case $spec in cuda:*) (DEV=cuda one ${spec#cuda:} >> $OUT/results.txt 2>&1) & ;;
                 *) (one $spec >> $OUT/results.txt 2>&1) & ;; esac
 done

@@ -492,3 +492,48 @@ def test_warm_online_readaptation_of_the_encoder_reads_the_new_data(refine):
     losses = [float(_model_loss(model, params, c, one)) for c in ends]
     assert torch.allclose(got, ends[losses.index(min(losses))])
     assert float(_model_loss(model, params, got, one)) <= float(_model_loss(model, params, fresh, one)) + 1e-12
+
+
+def test_newest_context_obs_reads_only_the_current_step_of_a_window_while_the_q_network_reads_it_all():
+    """context_obs='newest': the model head and the encoder see the newest step of a window
+    observation (its features, not the trailing real-step flag), exactly as they would see an
+    unwindowed observation; older steps change nothing there, but do change the Q-values."""
+    W = 3
+    flat_model, win_model = ModelHead((OBS,), A, D, (9,), "next"), ModelHead((W, OBS + 1), A, D, (9,), "next", newest=True)
+    params = flat_model.init_params(0)
+    assert {k: v.shape for k, v in win_model.init_params(0).items()} == {k: v.shape for k, v in params.items()}
+    obs, nxt = torch.randn(6, W, OBS + 1), torch.randn(6, W, OBS + 1)
+    act, c = torch.randint(0, A, (6,)), torch.randn(D)
+    want = flat_model.predict(params, obs[:, -1, :OBS], act, c, nxt[:, -1, :OBS])
+    got = win_model.predict(params, obs, act, c, nxt)
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
+    older = obs.clone()
+    older[:, :-1] += 1.0
+    older[:, -1, -1] += 1.0  # the flag of the newest step is not read either
+    assert all(torch.equal(g, w) for g, w in zip(win_model.predict(params, older, act, c, nxt), want))
+    batch = Batch(obs, act, torch.randn(6), nxt, torch.ones(6))
+    flat = Batch(obs[:, -1, :OBS], act, batch.returns, nxt[:, -1, :OBS], batch.discount)
+    assert torch.equal(win_model.loss(params, c, batch, 0.5), flat_model.loss(params, c, flat, 0.5))
+    enc_flat = SetEncoder((OBS,), A, D, (8,), pooling="bayes", latent=3)
+    enc_win = SetEncoder((W, OBS + 1), A, D, (8,), pooling="bayes", latent=3, newest=True)
+    enc_params = enc_flat.init_params(2)
+    assert torch.equal(enc_win.encode(enc_params, batch), enc_flat.encode(enc_params, flat))
+    assert torch.equal(enc_win.encode(enc_params, batch._replace(obs=older)), enc_flat.encode(enc_params, flat))
+    with pytest.raises(ValueError, match="newest step of window observations"):
+        ModelHead((OBS,), A, D, (9,), newest=True)
+    # end to end: a with_history family, the Q-network's first layer reads the whole window
+    from metadqn.families import make_family, with_history
+    family = with_history(make_family("gridnav", size=4), 4)
+    learner = MAMLDQN(family, algo="encoder", context_obs="newest", iterations=1, n_train_tasks=2, envs_per_task=1,
+                      eval_every=0, checkpoint_every=0, inner_steps=1, net=NetSpec(hidden=(16,)))
+    assert learner.params["fcs.0.weight"].shape[1] == 4 * 3 + 8  # 4 steps x (row, col, flag) + the context
+    assert learner.params["model.layers.0.weight"].shape[1] == 2 + 4 + 8  # (row, col), one-hot action, context
+    assert learner.params["model.layers.2.weight"].shape[0] == 1 + 2  # r and the change of (row, col)
+    assert learner.params["encoder.layers.0.weight"].shape[1] == 2 * 2 + 4 + 2  # s, s' - s: (row, col) only
+    learner.meta_train(family.split(2, 2, seed=0)[0], progress=False)
+    with pytest.raises(ValueError, match="a with_history family"):
+        MAMLDQN("gridnav", algo="context", context_obs="newest")
+    with pytest.raises(ValueError, match="context_obs must be one of"):
+        MAMLDQN("gridnav", algo="context", context_obs="last")
+    with pytest.raises(ValueError, match="use algo 'context' or 'encoder'"):
+        MAMLDQN(family, algo="maml", context_obs="newest")

@@ -322,6 +322,22 @@ def test_gridnav_memory_window_holds_the_episode_so_far():
     assert (cue.abs().sum(-1) > 0).sum(-1).le(1).all()  # the goal shows in at most one step of a window
 
 
+def test_gridnav_history_is_gridnav_with_the_episode_as_memory_and_its_encoder_reads_the_newest_step():
+    from metadqn.learner import MAMLDQN
+    family, plain = make_family("gridnav-history", size=5), make_family("gridnav", size=5)
+    assert family.window == family.max_episode_steps == 10 and family.observation_space.shape == (10, 3)
+    assert family.base.options == plain.options and family.options == {**plain.options, "window": 10}
+    task = family.sample_tasks(1, seed=0)[0]
+    assert family.oracle_return(task) == plain.oracle_return(plain.task(**task.params))
+    env = family.make_batched([task], 1, seed=0)
+    obs = env.reset()
+    assert torch.count_nonzero(obs[0, 0, :-1, -1]) == 0 and obs[0, 0, -1, -1] == 1  # only the start so far
+    learner = MAMLDQN(family, algo="encoder", iterations=1)
+    assert learner.config.context_obs == "newest" and learner.config.encoder_pooling == "bayes"
+    assert MAMLDQN(family, algo="encoder", context_obs="all", iterations=1).config.context_obs == "all"
+    assert MAMLDQN(plain, algo="encoder", iterations=1).config.context_obs == "all"
+
+
 def test_gru_q_network_matches_torch_gru_cell_and_skips_padding():
     from metadqn.nets import NetSpec, build_qnet
     net = build_qnet(NetSpec(kind="gru", hidden=(8, 6)), (5, 3), 4)

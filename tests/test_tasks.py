@@ -26,6 +26,7 @@ FAMILY_VARIANTS = [
     ("gridnav-pixels", {"size": 5, "obstacles": 4, "cue_steps": 2}),
     ("gridnav", {"cue_steps": 2}),
     ("gridnav-memory", {"size": 5}),
+    ("gridnav-history", {"size": 5, "obstacles": 3}),
     ("preference", {"reference_layouts": 4}),
     ("preference", {"size": 5, "items": 3, "item_types": 2, "pixels": True, "reference_layouts": 4}),
 ]

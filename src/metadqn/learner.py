@@ -78,7 +78,7 @@ class MAMLDQN:
         inner_lrs = None
         if cfg.algo in ("context", "encoder"):  # a model head m(s, a; c)
             self.model = ModelHead(obs_shape, n_actions, cfg.net.context, cfg.model_hidden, cfg.reward_model,
-                                   members=cfg.model_members)
+                                   members=cfg.model_members, newest=cfg.context_obs == "newest")
             params.update(self.model.init_params(derive_seed(cfg.seed, "model-head")))
         if cfg.task_loss_weight > 0:  # a linear probe c → the task's scaled parameters (meta-training only)
             n_task = len(self.family.task_vector(self.family.default_task()))
@@ -95,7 +95,7 @@ class MAMLDQN:
         if cfg.algo == "encoder":
             self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden, cfg.encoder_head,
                                       pooling=cfg.encoder_pooling, latent=cfg.encoder_latent,
-                                      measurements=cfg.encoder_measurements)
+                                      measurements=cfg.encoder_measurements, newest=cfg.context_obs == "newest")
             params.update(self.encoder.init_params(derive_seed(cfg.seed, "set-encoder")))
         elif cfg.algo == "metasgd":
             moved = inner_keys(cfg, params) or tuple(params)

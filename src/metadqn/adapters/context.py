@@ -40,6 +40,23 @@ from .base import Adapter, State, SupportSpec
 PREFIX = "model."
 
 
+def observation_width(obs_shape: tuple[int, ...], newest: bool) -> int:
+    """Features per observation that a model head or an encoder reads: the flattened
+    observation, or with ``newest`` the newest step of a window ``[steps, features + 1]``
+    (``with_history``: oldest step first, each with a trailing "real step" flag, left out)."""
+    if not newest:
+        return int(torch.Size(obs_shape).numel())
+    if len(obs_shape) != 2 or obs_shape[1] < 2:
+        raise ValueError(f"context_obs='newest' reads the newest step of window observations [steps, features] "
+                         f"(a with_history family); these observations have shape {list(obs_shape)}")
+    return int(obs_shape[1]) - 1
+
+
+def observation_rows(obs: torch.Tensor, newest: bool) -> torch.Tensor:
+    """``obs [batch, *obs_shape]`` as the rows ``[batch, width]`` of :func:`observation_width`."""
+    return obs[:, -1, :-1] if newest else obs.reshape(obs.shape[0], -1)
+
+
 class ModelHead(nn.Module):
     """m(s, a; c) → (r̂, Δŝ), evaluated on a parameter dict (keys ``model.*``).
 
@@ -50,13 +67,14 @@ class ModelHead(nn.Module):
     dynamics MLP predicts Δŝ from (s, a; c) alone."""
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, context: int, hidden: tuple[int, ...],
-                 reward_model: str = "joint", members: int = 1) -> None:
+                 reward_model: str = "joint", members: int = 1, *, newest: bool = False) -> None:
         super().__init__()
         if reward_model not in REWARD_MODELS:
             raise ValueError(f"reward_model must be one of {REWARD_MODELS}, got {reward_model!r}")
         if members < 1:
             raise ValueError(f"a model head needs at least one member, got {members}")
-        self.obs_dim = int(torch.Size(obs_shape).numel())
+        self.newest = bool(newest)
+        self.obs_dim = observation_width(obs_shape, self.newest)
         self.n_actions, self.context, self.reward_model = int(n_actions), int(context), reward_model
         self.members = int(members)
         joint = reward_model == "joint"
@@ -99,7 +117,7 @@ class ModelHead(nn.Module):
             preds = [self.predict(params, obs, action, context, next_obs, e) for e in range(self.members)]
             return (torch.stack([r for r, _ in preds]).mean(0), torch.stack([d for _, d in preds]).mean(0))
         e = member or 0
-        x = obs.reshape(obs.shape[0], -1)
+        x = observation_rows(obs, self.newest)
         one_hot = (action.unsqueeze(-1) == torch.arange(self.n_actions, device=action.device)).to(x.dtype)  # vmap-safe
         ctx = context.expand(x.shape[0], -1)
         name = self._name("layers", e)
@@ -108,7 +126,7 @@ class ModelHead(nn.Module):
             return out[:, 0], out[:, 1:]
         if next_obs is None:
             raise ValueError("reward_model='next' predicts the reward of an observed transition: pass next_obs")
-        nxt = next_obs.reshape(x.shape)
+        nxt = observation_rows(next_obs, self.newest)
         name = self._name("reward", e)
         reward = self._run(params, name, len(getattr(self, name)), torch.cat((x, one_hot, nxt, ctx), dim=1))
         return reward[:, 0], out
@@ -117,7 +135,7 @@ class ModelHead(nn.Module):
         """L_model of one instance's 1-step transitions (``batch.returns`` is the reward): each
         member's error, averaged over the members (each is fit on its own, so a context has to
         suit all of them — it cannot exploit one model's errors)."""
-        true_delta = (batch.next_obs - batch.obs).reshape(batch.obs.shape[0], -1)
+        true_delta = observation_rows(batch.next_obs, self.newest) - observation_rows(batch.obs, self.newest)
         total = 0.0
         for e in range(self.members):
             reward, delta = self.predict(params, batch.obs, batch.action, context, batch.next_obs, e)
@@ -253,4 +271,4 @@ class ContextModelAdapter(Adapter):
                 "step_size_mean": float(self.step_sizes.detach().mean())}
 
 
-__all__ = ["ContextModelAdapter", "ModelHead"]
+__all__ = ["ContextModelAdapter", "ModelHead", "observation_rows", "observation_width"]

@@ -36,7 +36,7 @@ from ..nets import Params, init_params
 from ..replay import Batch
 from ..td import TDLoss
 from .base import State, SupportSpec
-from .context import ContextModelAdapter, ModelHead
+from .context import ContextModelAdapter, ModelHead, observation_rows, observation_width
 
 PREFIX = "encoder."
 
@@ -47,13 +47,14 @@ class SetEncoder(nn.Module):
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, code: int, hidden: tuple[int, ...],
                  head: tuple[int, ...] = (), *, pooling: str = "mean+max", latent: int = 16,
-                 measurements: int = 2) -> None:
+                 measurements: int = 2, newest: bool = False) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"encoder pooling must be one of {POOLINGS}, got {pooling!r}")
         if pooling == "bayes" and (latent < 1 or measurements < 1):
             raise ValueError(f"bayes pooling needs latent >= 1 and measurements >= 1, got {latent}, {measurements}")
-        self.obs_dim = int(torch.Size(obs_shape).numel())
+        self.newest = bool(newest)
+        self.obs_dim = observation_width(obs_shape, self.newest)
         self.n_actions, self.code = int(n_actions), int(code)
         self.pooling, self.latent, self.measurements = pooling, int(latent), int(measurements)
         self.layers = nn.ModuleList()
@@ -78,8 +79,8 @@ class SetEncoder(nn.Module):
 
     def encode(self, params: Params, batch: Batch) -> torch.Tensor:
         """The code ``[code]`` of one instance's transitions ``batch`` (``[batch, ...]``)."""
-        obs = batch.obs.reshape(batch.obs.shape[0], -1)
-        nxt = batch.next_obs.reshape(obs.shape)
+        obs = observation_rows(batch.obs, self.newest)
+        nxt = observation_rows(batch.next_obs, self.newest)
         one_hot = (batch.action.unsqueeze(-1) == torch.arange(self.n_actions, device=obs.device)).to(obs.dtype)
         x = torch.cat((obs, one_hot, batch.returns.unsqueeze(-1), nxt - obs, (batch.discount > 0).to(obs.dtype)
                        .unsqueeze(-1)), dim=1)

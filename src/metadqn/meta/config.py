@@ -51,16 +51,23 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # (best k) 0.48 / 0.30 / 0.45 / 0.41 -> 0.59 / 0.44 / 0.55 / 0.42 on training seeds 0-3, mean 0.41 -> 0.50
 # (benchmarks/RESULTS.md); on gridnav's encoder it changed nothing (seeds 0 / 2: the last check was the
 # best / 0.842 -> 0.835), so cartpole's only.
+# gridnav-history (gridnav with the episode's positions as memory): gridnav's encoder recommendation, with the model
+# head and the encoder reading each window's newest step (context_obs="newest") while the Q-network reads the whole
+# window — frozen NR after one episode 0.869 over training seeds 0-9 (0.846-0.894; higher on every seed, by 0.023 on
+# average) against 0.846 for gridnav's encoder without memory, online 0.962 (benchmarks/RESULTS.md, eleventh
+# session); with the encoder and the model reading whole windows too (the ninth session's try) it was level.
+_GRIDNAV_ENCODER = {"encoder_pooling": "bayes", "support_episodes_max": 3, "inner_steps": 5, "model_weight": 10.0,
+                    "eps_query": 0.3, "query_replay": 2000}
 FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "cartpole-physics": {"context": {"outer_steps": 32, "query_replay": 4000, "eps_query": 0.3,
                                      "n_train_tasks": 20, "n_test_tasks": 10, "envs_per_task": 2,
                                      "keep_best_every": 10}},
-    "gridnav": {"context": {"context_starts": 8},
-                "encoder": {"encoder_pooling": "bayes", "support_episodes_max": 3, "inner_steps": 5, "model_weight": 10.0,
-                            "eps_query": 0.3, "query_replay": 2000}},
+    "gridnav": {"context": {"context_starts": 8}, "encoder": _GRIDNAV_ENCODER},
+    "gridnav-history": {"encoder": {**_GRIDNAV_ENCODER, "context_obs": "newest"}},
 }
 TARGETS = ("adapted", "meta")
 ENCODER_POOLINGS = ("mean+max", "bayes")
+CONTEXT_OBS = ("all", "newest")
 INNER_PARAMS = ("all", "context", "head")
 
 
@@ -98,6 +105,10 @@ class MetaConfig:
                                            # their errors, so a context cannot exploit one model's mistakes
     reward_model: str = "joint"            # context, encoder: joint (one MLP predicts r and Δs from s, a, c) | next
                                            # (the reward has its own MLP that also sees the observed s′)
+    context_obs: str = "all"               # context, encoder: what the model head and the encoder read of a window
+                                           # observation [steps, features] (families.with_history): all of it, or the
+                                           # newest step (the current state) — the Q-network always reads all of it,
+                                           # so it has memory of the episode while inference reads transitions
     encoder_hidden: tuple[int, ...] = (64, 64)  # encoder: hidden widths of the per-transition network φ
     encoder_head: tuple[int, ...] = ()     # encoder: hidden widths of ρ, the network after pooling (c = ρ(pool φ))
     encoder_pooling: str = "mean+max"      # encoder: mean+max (of φ over the set) | bayes (the Gaussian posterior
@@ -198,6 +209,10 @@ class MetaConfig:
         self.model_hidden = tuple(int(h) for h in self.model_hidden)
         self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
         self.encoder_head = tuple(int(h) for h in self.encoder_head)
+        if self.context_obs not in CONTEXT_OBS:
+            raise ValueError(f"context_obs must be one of {CONTEXT_OBS}, got {self.context_obs!r}")
+        if self.context_obs != "all" and self.algo not in ("context", "encoder"):
+            raise ValueError("context_obs chooses what a model head and an encoder read: use algo 'context' or 'encoder'")
         if self.encoder_pooling not in ENCODER_POOLINGS:
             raise ValueError(f"encoder_pooling must be one of {ENCODER_POOLINGS}, got {self.encoder_pooling!r}")
         if self.encoder_latent < 1 or self.encoder_measurements < 1:
@@ -244,4 +259,4 @@ class MetaConfig:
         return self.algo in ("fomaml", "reptile") or (self.algo in ("context", "encoder") and self.first_order_context)
 
 
-__all__ = ["ALGOS", "ALGO_DEFAULTS", "FAMILY_DEFAULTS", "INNER_PARAMS", "MetaConfig", "REWARD_MODELS", "TARGETS"]
+__all__ = ["ALGOS", "ALGO_DEFAULTS", "CONTEXT_OBS", "FAMILY_DEFAULTS", "INNER_PARAMS", "MetaConfig", "REWARD_MODELS", "TARGETS"]

@@ -166,3 +166,19 @@ def gridnav_memory(*, size: int = 8, cue_steps: int = 1, window: int | None = No
     return HistoryFamily(base, window, name="gridnav-memory", options=options,
                          description=("gridnav whose goal shows only in the first step(s); observations are the "
                                       "last `window` steps, for a recurrent (gru) Q-network"))
+
+
+def gridnav_history(*, size: int = 8, obstacles: int = 0, start: str = "center", reward: str = "dense",
+                    horizon: int | None = None, window: int | None = None,
+                    ranges: Mapping[str, Sequence[float]] | None = None) -> HistoryFamily:
+    """``gridnav-history``: gridnav's tasks, rewards and information limits, with the episode's
+    own observations as memory — the observation is the last ``window`` steps (default: the
+    whole episode). The goal stays hidden and rewards are not shown, so a policy frozen after
+    adaptation stays frozen; memory lets it tour the goals its data leaves possible, as the
+    frozen limit's plan does, where a Markov policy cycles at the first one it reaches."""
+    base = GridNavFamily(size=size, obstacles=obstacles, start=start, reward=reward, horizon=horizon, ranges=ranges)
+    window = int(window) if window is not None else base.max_episode_steps
+    options = {**base.options, "window": window}
+    return HistoryFamily(base, window, name="gridnav-history", options=options,
+                         description=("gridnav with the episode's own positions as memory: observations are the "
+                                      "last `window` steps (the goal stays hidden)"))

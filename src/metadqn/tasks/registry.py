@@ -12,7 +12,7 @@ from .cartpole import CartPoleFamily
 from .driving import DrivingFamily
 from .gridnav import GridNavFamily, GridNavPixelsFamily
 from .gym_adapter import acrobot_physics, highway, lunarlander_physics
-from .history import gridnav_memory
+from .history import gridnav_history, gridnav_memory
 from .preference import PreferenceFamily
 
 _REGISTRY: dict[str, Callable[..., TaskFamily]] = {}
@@ -87,4 +87,5 @@ register_family("acrobot-physics", acrobot_physics)
 register_family("lunarlander-physics", lunarlander_physics)
 register_family("highway", highway)
 register_family("gridnav-memory", gridnav_memory)
+register_family("gridnav-history", gridnav_history)
 register_family("preference", PreferenceFamily)
