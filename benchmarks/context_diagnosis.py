@@ -44,12 +44,14 @@ from metadqn.tasks.grid import bfs_distance, successors
 
 def windows(rows: torch.Tensor, family) -> torch.Tensor:
     """Observations ``rows [N, D]`` as ``family`` shows them: as they are, or for a
-    ``with_history`` family as windows ``[N, W, D + 1]`` holding each row as the newest step
-    after ``history`` (older rows ``[H, D]`` shared by all, oldest first; default none)."""
+    ``with_history`` family as windows ``[N, W, D + 1]`` holding each row as the only step."""
     return rows if not hasattr(family, "window") else window_of(rows, family.window)
 
 
 def window_of(rows: torch.Tensor, window: int, history: torch.Tensor | None = None) -> torch.Tensor:
+    """Windows ``[N, window, D + 1]`` (with_history's layout: oldest first, a trailing 1 on every
+    real step, zeros before the episode) holding each row of ``rows [N, D]`` as the newest step
+    after ``history`` (earlier rows ``[H, D]`` shared by all, oldest first; default none)."""
     steps = torch.zeros(rows.shape[0], window, rows.shape[1] + 1)
     past = [] if history is None else list(history[-(window - 1):]) if window > 1 else []
     for i, row in enumerate(past):

@@ -531,6 +531,11 @@ def test_newest_context_obs_reads_only_the_current_step_of_a_window_while_the_q_
     assert learner.params["model.layers.2.weight"].shape[0] == 1 + 2  # r and the change of (row, col)
     assert learner.params["encoder.layers.0.weight"].shape[1] == 2 * 2 + 4 + 2  # s, s' - s: (row, col) only
     learner.meta_train(family.split(2, 2, seed=0)[0], progress=False)
+    from metadqn.nets import q_values
+    now = family.make_batched(family.sample_tasks(1, seed=0), 3, seed=0).reset()[0]  # [3, 4 steps, 3]
+    earlier = now.clone()
+    earlier[:, -2] = torch.tensor([0.0, 1.0, 1.0])  # the same position now, another one a step before
+    assert not torch.allclose(q_values(learner.net, learner.params, now), q_values(learner.net, learner.params, earlier))
     with pytest.raises(ValueError, match="a with_history family"):
         MAMLDQN("gridnav", algo="context", context_obs="newest")
     with pytest.raises(ValueError, match="context_obs must be one of"):
