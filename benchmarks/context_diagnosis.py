@@ -52,11 +52,10 @@ def window_of(rows: torch.Tensor, window: int, history: torch.Tensor | None = No
     """Windows ``[N, window, D + 1]`` (with_history's layout: oldest first, a trailing 1 on every
     real step, zeros before the episode) holding each row of ``rows [N, D]`` as the newest step
     after ``history`` (earlier rows ``[H, D]`` shared by all, oldest first; default none)."""
+    past = [] if history is None or window == 1 else list(history[-(window - 1):])
     steps = torch.zeros(rows.shape[0], window, rows.shape[1] + 1)
-    past = [] if history is None else list(history[-(window - 1):]) if window > 1 else []
-    for i, row in enumerate(past):
-        steps[:, window - 1 - len(past) + i, :-1], steps[:, window - 1 - len(past) + i, -1] = row, 1.0
-    steps[:, -1, :-1], steps[:, -1, -1] = rows, 1.0
+    for i, row in enumerate([*past, rows], start=window - 1 - len(past)):  # oldest first, the newest last
+        steps[:, i, :-1], steps[:, i, -1] = row, 1.0
     return steps
 
 
@@ -92,8 +91,8 @@ def posteriors(family, tasks, runs: int, seed: int) -> list[list[tuple[int, int]
     buf, _ = new_task_data(family, tasks, runs_per_task=runs, episodes=1, adapter=None, seed=seed)
     data = {n: getattr(buf, n)[:, :family.max_episode_steps, 0].numpy()
             for n in ("obs", "action", "reward", "next_obs", "terminated")}
-    if hasattr(family, "window"):  # a with_history family: each window's newest step
-        data = {n: (v[..., -1, :-1] if n in ("obs", "next_obs") else v) for n, v in data.items()}
+    if hasattr(family, "newest_steps"):  # a with_history family: each window's newest step
+        data = family.newest_steps(data)
     base = base_of(family)
     return [base.goal_posterior(tasks[i // runs], {n: v[i] for n, v in data.items()}) for i in range(len(tasks) * runs)]
 

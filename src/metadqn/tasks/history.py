@@ -61,7 +61,7 @@ class HistoryFamily(TaskFamily):
     def random_return(self, task: Task) -> float | None:
         return self.base.random_return(self._inner(self.validate_task(task)))
 
-    def _inner_data(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Support data in the base family's terms: each window's newest step, less its flag."""
         out = dict(data)
         for key in ("obs", "next_obs"):
@@ -73,15 +73,15 @@ class HistoryFamily(TaskFamily):
     # the base family's where, like gridnav's and the bandit's, they are over policies that may
     # depend on the whole history already.
     def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
-        return self.base.frozen_limit_return(self._inner(self.validate_task(task)), self._inner_data(data))
+        return self.base.frozen_limit_return(self._inner(self.validate_task(task)), self.newest_steps(data))
 
     def online_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
-        return self.base.online_limit_return(self._inner(self.validate_task(task)), self._inner_data(data))
+        return self.base.online_limit_return(self._inner(self.validate_task(task)), self.newest_steps(data))
 
     def online_limit_returns(self, tasks: Sequence[Task], data: Sequence[Mapping[str, np.ndarray]],
                              ) -> list[float | None]:
         return self.base.online_limit_returns([self._inner(self.validate_task(t)) for t in tasks],
-                                              [self._inner_data(d) for d in data])
+                                              [self.newest_steps(d) for d in data])
 
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
