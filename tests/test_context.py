@@ -66,6 +66,28 @@ def test_context_meta_gradient_equals_explicit_loop(reward_model, members):
         assert torch.allclose(a, b, atol=1e-9, rtol=1e-6)
 
 
+@pytest.mark.parametrize("reward_model,members,obs_shape,newest",
+                         [("joint", 1, (OBS,), False), ("next", 2, (OBS,), False), ("joint", 2, (5, OBS + 1), True),
+                          ("next", 1, (5, OBS + 1), False)])
+def test_the_inner_loops_explicit_context_gradient_equals_autograd(reward_model, members, obs_shape, newest):
+    """The model head's hand-written backward (what every inner step uses) against
+    torch.func.grad of its loss, for one context and vmapped over candidate contexts."""
+    torch.manual_seed(3)
+    model = ModelHead(obs_shape, A, D, (9, 7), reward_model, members=members, newest=newest).double()
+    params = {k: v.double() for k, v in model.init_params(2).items()}
+    f = dict(dtype=torch.float64)
+    b = Batch(torch.randn(B, *obs_shape, **f), torch.randint(0, A, (B,)), torch.randn(B, **f),
+              torch.randn(B, *obs_shape, **f), torch.rand(B, **f))
+    cs = torch.randn(6, D, **f)
+    value, g = model.loss_and_context_grad(params, cs[0], b, 0.4)
+    assert torch.allclose(value, model.loss(params, cs[0], b, 0.4), rtol=1e-12)
+    want = torch.func.grad(lambda c: model.loss(params, c, b, 0.4))(cs[0])
+    assert torch.allclose(g, want, rtol=1e-9, atol=1e-12) and want.abs().max() > 1e-3
+    got = torch.func.vmap(lambda c: model.loss_and_context_grad(params, c, b, 0.4)[1])(cs)
+    assert torch.allclose(got, torch.func.vmap(torch.func.grad(lambda c: model.loss(params, c, b, 0.4)))(cs),
+                          rtol=1e-9, atol=1e-12)
+
+
 def test_only_the_context_adapts_and_first_order_drops_second_derivatives():
     _, _, params, target, lrs, adapter, support, query = _setup()
     state = adapter.adapt(adapter.prior(), support.row(0), 2)

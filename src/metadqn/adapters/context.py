@@ -28,10 +28,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import grad, vmap
+from torch.func import vmap
 
 from ..meta.config import REWARD_MODELS
-from ..meta.maml import InnerLoop, gradient_steps
 from ..nets import Params, init_params, q_values
 from ..replay import Batch
 from ..td import TDLoss, td_loss
@@ -99,14 +98,6 @@ class ModelHead(nn.Module):
     def init_params(self, seed: int) -> Params:
         return {PREFIX + k: v for k, v in init_params(self, seed).items()}
 
-    @staticmethod
-    def _run(params: Params, name: str, n: int, x: torch.Tensor) -> torch.Tensor:
-        for i in range(n):
-            x = F.linear(x, params[f"{PREFIX}{name}.{i}.weight"], params[f"{PREFIX}{name}.{i}.bias"])
-            if i < n - 1:
-                x = F.relu(x)
-        return x
-
     def predict(self, params: Params, obs: torch.Tensor, action: torch.Tensor, context: torch.Tensor,
                 next_obs: torch.Tensor | None = None, member: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted reward ``[batch]`` and observation change ``[batch, obs_dim]`` for
@@ -116,32 +107,86 @@ class ModelHead(nn.Module):
         if member is None and self.members > 1:
             preds = [self.predict(params, obs, action, context, next_obs, e) for e in range(self.members)]
             return (torch.stack([r for r, _ in preds]).mean(0), torch.stack([d for _, d in preds]).mean(0))
-        e = member or 0
-        x = observation_rows(obs, self.newest)
-        one_hot = (action.unsqueeze(-1) == torch.arange(self.n_actions, device=action.device)).to(x.dtype)  # vmap-safe
-        ctx = context.expand(x.shape[0], -1)
-        name = self._name("layers", e)
-        out = self._run(params, name, len(getattr(self, name)), torch.cat((x, one_hot, ctx), dim=1))
-        if self.reward_model == "joint":
-            return out[:, 0], out[:, 1:]
-        if next_obs is None:
+        if self.reward_model == "next" and next_obs is None:
             raise ValueError("reward_model='next' predicts the reward of an observed transition: pass next_obs")
-        nxt = observation_rows(next_obs, self.newest)
-        name = self._name("reward", e)
-        reward = self._run(params, name, len(getattr(self, name)), torch.cat((x, one_hot, nxt, ctx), dim=1))
-        return reward[:, 0], out
+        reward, delta, _ = self._member(params, member or 0, self._inputs(obs, action, next_obs), context)
+        return reward, delta
 
     def loss(self, params: Params, context: torch.Tensor, batch: Batch, obs_weight: float) -> torch.Tensor:
         """L_model of one instance's 1-step transitions (``batch.returns`` is the reward): each
         member's error, averaged over the members (each is fit on its own, so a context has to
         suit all of them — it cannot exploit one model's errors)."""
-        true_delta = observation_rows(batch.next_obs, self.newest) - observation_rows(batch.obs, self.newest)
-        total = 0.0
+        return self._fit(params, context, batch, obs_weight, context_grad=False)[0]
+
+    def loss_and_context_grad(self, params: Params, context: torch.Tensor, batch: Batch,
+                              obs_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss` and its gradient with respect to ``context`` ``[d]`` (the inner loop's
+        gradient), by explicit back-propagation along the context's path through the head's
+        ReLU MLPs: the numbers of ``torch.func.grad`` of :meth:`loss` (a test checks it, and the
+        second-order meta-gradient through it), at a fraction of the cost — plain tensor algebra
+        that autograd differentiates once for the meta-gradient, instead of a nested ``grad``
+        transform; context MAML spends most of its time here."""
+        value, g = self._fit(params, context, batch, obs_weight, context_grad=True)
+        assert g is not None
+        return value, g
+
+    def _inputs(self, obs: torch.Tensor, action: torch.Tensor,
+                next_obs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The rows ``[batch, width]``, [rows, one-hot action] and the next rows (or None)."""
+        x = observation_rows(obs, self.newest)
+        one_hot = (action.unsqueeze(-1) == torch.arange(self.n_actions, device=action.device)).to(x.dtype)  # vmap-safe
+        nxt = None if next_obs is None else observation_rows(next_obs, self.newest)
+        return x, torch.cat((x, one_hot), dim=1), nxt
+
+    def _member(self, params: Params, e: int, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+                context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Member ``e``'s r̂ ``[batch]``, Δŝ ``[batch, obs_dim]``, and a function mapping
+        (∂L/∂r̂, ∂L/∂Δŝ) to ∂L/∂context."""
+        _, xa, nxt = inputs
+        name = self._name("layers", e)
+        out, back = self._mlp_on(params, name, len(getattr(self, name)), xa, context)
+        if self.reward_model == "joint":
+            return out[:, 0], out[:, 1:], lambda dr, dd: back(torch.cat((dr.unsqueeze(1), dd), dim=1))
+        assert nxt is not None
+        name = self._name("reward", e)
+        r_out, r_back = self._mlp_on(params, name, len(getattr(self, name)), torch.cat((xa, nxt), dim=1), context)
+        return r_out[:, 0], out, lambda dr, dd: back(dd) + r_back(dr.unsqueeze(1))
+
+    def _fit(self, params: Params, context: torch.Tensor, batch: Batch, obs_weight: float, *,
+             context_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """L_model (see :meth:`loss`), and with ``context_grad`` its gradient in ``context``."""
+        inputs = self._inputs(batch.obs, batch.action, batch.next_obs)
+        true_delta = inputs[2] - inputs[0]
+        total, g = 0.0, None
         for e in range(self.members):
-            reward, delta = self.predict(params, batch.obs, batch.action, context, batch.next_obs, e)
+            reward, delta, back = self._member(params, e, inputs, context)
             # written out: F.mse_loss mis-broadcasts under vmap when only the prediction is batched
-            total = total + (reward - batch.returns).square().mean() + obs_weight * (delta - true_delta).square().mean()
-        return total / self.members
+            r_err, d_err = reward - batch.returns, delta - true_delta
+            total = total + r_err.square().mean() + obs_weight * d_err.square().mean()
+            if context_grad:  # ∂L/∂r̂ and ∂L/∂Δŝ of the two means, back along the context's path
+                ge = back((2.0 / r_err.numel()) * r_err, (2.0 * obs_weight / d_err.numel()) * d_err)
+                g = ge if g is None else g + ge
+        return total / self.members, None if g is None else g / self.members
+
+    @staticmethod
+    def _mlp_on(params: Params, name: str, n: int, fixed: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """The ReLU MLP ``name`` on ``[fixed, context]`` (``fixed`` ``[batch, k]``; one context
+        ``[d]`` shared by the rows, so the first layer's ``fixed`` part is computed once for
+        every context — under ``vmap`` over candidate contexts it carries no candidate axis),
+        and a function mapping ∂L/∂output ``[batch, out]`` to ∂L/∂context ``[d]``."""
+        w0 = params[f"{PREFIX}{name}.0.weight"]
+        k = fixed.shape[1]
+        z = F.linear(fixed, w0[:, :k], params[f"{PREFIX}{name}.0.bias"]) + F.linear(context, w0[:, k:])
+        pre = []
+        for i in range(1, n):
+            pre.append(z)
+            z = F.linear(F.relu(z), params[f"{PREFIX}{name}.{i}.weight"], params[f"{PREFIX}{name}.{i}.bias"])
+
+        def back(g: torch.Tensor) -> torch.Tensor:
+            for i in range(n - 1, 0, -1):  # ReLU's backward, fused (autograd differentiates it, vmap batches it)
+                g = torch.ops.aten.threshold_backward(g @ params[f"{PREFIX}{name}.{i}.weight"], pre[i - 1], 0.0)
+            return g.sum(0) @ w0[:, k:]
+        return z, back
 
 
 class ContextModelAdapter(Adapter):
@@ -213,15 +258,13 @@ class ContextModelAdapter(Adapter):
 
     def _descend(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         """``steps`` steps of the inner loop from ``c``: step i < K uses α_i; steps past K
-        are :meth:`_settle`'s."""
-        def loss(state: Params, batch: Batch) -> torch.Tensor:
-            return self.model.loss(self.params, state["context"], batch, self.obs_weight)
+        are :meth:`_settle`'s. The gradient is the model head's explicit one
+        (:meth:`ModelHead.loss_and_context_grad`); second order unless ``first_order``."""
         trained = int(self.step_sizes.shape[0])
-        state = {"context": c}
         for i in range(min(steps, trained)):
-            inner = InnerLoop(lr={"context": self.step_sizes[i]}, first_order=self.first_order)
-            state = gradient_steps(loss, state, support, inner)
-        return self._settle(state["context"], support, steps - trained) if steps > trained else state["context"]
+            _, g = self.model.loss_and_context_grad(self.params, c, support, self.obs_weight)
+            c = c - self.step_sizes[i] * (g.detach() if self.first_order else g)
+        return self._settle(c, support, steps - trained) if steps > trained else c
 
     def _settle(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         """Steps past the trained K (test time only: training takes K), with backtracking: a
@@ -229,16 +272,18 @@ class ContextModelAdapter(Adapter):
         instance's step size halves. The learned α are tuned for exactly K steps; repeating α_K
         blindly oscillated (gridnav encoder, 1,200 iterations: support loss 0.0005 at k = 5,
         0.027 at k = 10, NR 0.85 → 0.78), so more steps can no longer undo a good fit."""
-        def loss(context: torch.Tensor) -> torch.Tensor:
-            return self.model.loss(self.params, context, support, self.obs_weight)
-        step, alpha = grad(loss), self.step_sizes[-1]
-        scale, current = torch.ones((), dtype=c.dtype, device=c.device), loss(c)
+        def loss_grad(context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            value, g = self.model.loss_and_context_grad(self.params, context, support, self.obs_weight)
+            return value, (g.detach() if self.first_order else g)
+        alpha = self.step_sizes[-1]
+        scale = torch.ones((), dtype=c.dtype, device=c.device)
+        current, g = loss_grad(c)
         for _ in range(steps):
-            g = step(c)
-            trial = c - scale * alpha * (g.detach() if self.first_order else g)
-            trial_loss = loss(trial)
+            trial = c - scale * alpha * g
+            trial_loss, trial_g = loss_grad(trial)
             fell = trial_loss < current
             c, current = torch.where(fell, trial, c), torch.where(fell, trial_loss, current)
+            g = torch.where(fell, trial_g, g)
             scale = torch.where(fell, scale, scale / 2)
         return c
 
