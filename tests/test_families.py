@@ -338,6 +338,7 @@ def test_gridnav_history_is_gridnav_with_the_episode_as_memory_and_its_encoder_r
     assert MAMLDQN(plain, algo="encoder", iterations=1).config.context_obs == "all"
     context = MAMLDQN(family, algo="context", iterations=1).config
     assert context.context_obs == "newest" and context.context_starts == 8
+    assert (context.support_episodes_max, context.eps_query, context.query_replay) == (3, 0.3, 2000)
 
 
 def test_gru_q_network_matches_torch_gru_cell_and_skips_padding():
