@@ -4,10 +4,12 @@ Every inner step of context MAML (and of the encoder's refinement) needs ∇_c L
 support). The adapter computes it by explicit back-propagation along the context's path
 (`ModelHead.loss_and_context_grad`); the reference here is what the adapter did before, a
 `torch.func.grad` transform of the loss per step (second order: the meta-gradient
-differentiates through it). Two learners of the family's recommended settings meta-train side by side in one process,
-one iteration of each in turn (so both see the same machine load), one with each inner loop.
-Reported: the median seconds per meta-iteration of each and their ratio. (That both compute
-the same meta-gradient is a test: tests/test_context.py.)
+differentiates through it). Two learners of the family's recommended settings meta-train side
+by side in one process, one iteration of each in turn (so both see the same machine load), one
+with each inner loop. Reported: the median seconds per meta-iteration of each and their ratio.
+(That both compute the same meta-gradient is a test: tests/test_context.py.) Both use the
+model head's current forward pass, whose first layer is already factored (the other part of
+the speed-up, not measured here).
 
     python benchmarks/context_inner_loop.py [--family gridnav] [--algo context] [--iterations 12]
 """
