@@ -65,7 +65,7 @@ def main() -> None:
                 ContextModelAdapter._descend = explicit
     med = {k: statistics.median(v) for k, v in times.items()}
     print(json.dumps({"family": args.family, "algo": args.algo, "instances": cfg.n_train_tasks * cfg.envs_per_task,
-                      "starts": 1 + cfg.context_starts, "inner_steps": cfg.inner_steps,
+                      "starts": cfg.context_starts, "inner_steps": cfg.inner_steps,
                       "outer_steps": cfg.outer_steps, "threads": args.threads,
                       "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                       "s_per_meta_iteration": {k: round(v, 3) for k, v in med.items()},
