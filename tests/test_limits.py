@@ -12,6 +12,7 @@ import torch
 import metadqn
 from metadqn.adaptation import new_task_data
 from metadqn.limits import limit_returns
+from metadqn.tasks.grid import successors
 from metadqn.tasks.bandit_limits import MAX_STATES, bayes_adaptive_returns, state_count
 
 
@@ -57,6 +58,52 @@ def test_gridnav_posterior_and_best_frozen_plan_match_brute_force(options):
         assert value(family._best_path(task, goals)) == pytest.approx(best, abs=1e-9)
         assert family.frozen_limit_return(task, data) == pytest.approx(family._path_return(
             task, tuple(task["goal"]), family._best_path(task, goals)))
+
+
+def _memoryless_value(family, task, goals, actions):
+    """Mean return over ``goals`` of an action sequence, or None where no map from cell to action
+    follows it: a cell left twice by different actions before the last goal's episode ends."""
+    nxt, n = successors(family.walls(task)), family.size
+    cells, cell = [], family.start_cell()[0] * n + family.start_cell()[1]
+    for a in actions:
+        cells.append(cell)
+        cell = nxt[cell, a]
+    ends = [next((t + 1 for t in range(len(actions)) if nxt[cells[t], actions[t]] == g[0] * n + g[1]), len(actions))
+            for g in goals]
+    chosen = {}
+    for c, a in zip(cells[:max(ends)], actions[:max(ends)]):
+        if chosen.setdefault(c, a) != a:
+            return None
+    return np.mean([family._path_return(task, g, actions) for g in goals])
+
+
+@pytest.mark.parametrize("options, bites", [({"size": 3, "horizon": 5}, True),
+                                            ({"size": 4, "horizon": 5, "reward": "sparse"}, False),
+                                            ({"size": 4, "horizon": 5, "obstacles": 3}, True)])
+def test_gridnav_best_memoryless_plan_matches_brute_force_and_can_lose_to_the_open_loop_one(options, bites):
+    family = metadqn.make_family("gridnav", **options)
+    tasks = family.sample_tasks(4, seed=2)
+    rng = np.random.default_rng(0)
+    gaps = []
+    for task in tasks:
+        free = [g for g in itertools.product(range(family.size), repeat=2)
+                if not family.walls(task)[g] and g != family.start_cell() and g != tuple(task["goal"])]
+        for _ in range(3):  # posteriors of 2-4 goals, the task's own among them
+            picks = rng.choice(len(free), int(rng.integers(1, 4)), replace=False)
+            goals = [tuple(task["goal"])] + [free[i] for i in picks]
+            plan = family._best_memoryless_path(task, goals)
+            # every action sequence a map from cell to action can follow
+            best = max(v for p in itertools.product(range(4), repeat=family.max_episode_steps)
+                       if (v := _memoryless_value(family, task, goals, p)) is not None)
+            assert _memoryless_value(family, task, goals, plan) == pytest.approx(best, abs=1e-9)
+            open_loop = np.mean([family._path_return(task, g, family._best_path(task, goals)) for g in goals])
+            assert best <= open_loop + 1e-9
+            gaps.append(open_loop - best)
+    if bites:  # somewhere the best tour must cross its own path, which no map of the cell can follow
+        assert max(gaps) > 0.2
+    data = {"next_obs": np.zeros((0, 2)), "reward": np.zeros(0), "terminated": np.zeros(0, dtype=bool)}
+    family.goal_posterior = lambda t, d: [tuple(t["goal"])]  # a singleton posterior: the shortest path
+    assert family.memoryless_limit_return(tasks[0], data) == pytest.approx(family.oracle_return(tasks[0]))
 
 
 def test_bandit_limit_pulls_the_arm_with_the_best_beta_posterior_mean():

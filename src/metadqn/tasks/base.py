@@ -488,6 +488,12 @@ class TaskFamily(ABC):
         belief from what it observes during the evaluation episode (``data`` may be empty)."""
         return None
 
+    def memoryless_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """As :meth:`frozen_limit_return`, restricted to deterministic policies of the current
+        observation alone (what a greedy Q-network with a fixed context expresses), where the
+        family can compute it exactly. None where it is not known."""
+        return None
+
     def online_limit_returns(self, tasks: Sequence[Task], data: Sequence[Mapping[str, np.ndarray]],
                              ) -> list[float | None]:
         """:meth:`online_limit_return` of many instances (one ``data`` mapping per task); a

@@ -5,7 +5,10 @@ The goal posterior is exact because rewards and terminations are deterministic g
 goal. The best frozen policy is the best open-loop path (the environment is deterministic and
 the policy sees only its position), by dynamic programming over (cell, posterior goals
 already reached); the online limit is the Bayes-adaptive policy, by dynamic programming over
-(step, cell, belief). Both are checked against brute force in ``tests/test_limits.py``.
+(step, cell, belief). The best frozen policy that reads only its current cell (a greedy
+Q(s, a; c) with c fixed) is found by branch and bound over the paths such a map can follow —
+a reference for what a memoryless Q-network could reach, not an information limit. All three
+are checked against brute force in ``tests/test_limits.py``.
 """
 
 from __future__ import annotations
@@ -123,8 +126,26 @@ class GridNavLimits:
             cell = nc
         return total
 
-    def _best_path(self, task: Task, goals: Sequence[tuple[int, int]]) -> list[int]:
-        """Actions of the open-loop path maximising the mean return over ``goals``."""
+    def memoryless_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """As :meth:`frozen_limit_return`, for the best frozen policy that reads only its current
+        cell — a deterministic map from cell to action, what a greedy Q(s, a; c) with the context
+        fixed can express on a family whose observation is the agent's cell. Its path from the
+        start visits distinct cells until it steps onto one it has left, then repeats that
+        cycle; the best such path for the posterior is found by branch and bound, bounded by the
+        open-loop plan's values (never above :meth:`frozen_limit_return`'s plan in expectation).
+        None where the frozen limit is."""
+        task = self.validate_task(task)
+        if self.start_cell() is None or self.cue_steps:
+            return None
+        goals = self.goal_posterior(task, data)
+        if not 1 <= len(goals) <= self.MAX_LIMIT_GOALS:
+            return None
+        return self._path_return(task, tuple(task["goal"]), self._best_memoryless_path(task, goals))
+
+    def _plan_tables(self, task: Task, goals: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """The open-loop plan's dynamic program over (cell, set of posterior goals already
+        reached): the mean reward of entering a cell, the reached-goal bits, and ``values[s]``,
+        the best mean return with ``s`` steps left, with ``choices[s - 1]`` its best action."""
         n, walls = self.size, self.walls(task)
         nxt = successors(walls)
         n_goals, masks = len(goals), 1 << len(goals)
@@ -140,19 +161,82 @@ class GridNavLimits:
         bit = np.zeros(n * n, dtype=int)
         bit[flat] = 1 << np.arange(n_goals)
         new_mask = np.arange(masks)[None, :] | bit[:, None]                                       # [cell, mask]
-        value = np.zeros((n * n, masks))
-        choices = []
+        values, choices = [np.zeros((n * n, masks))], []
         for _ in range(self.max_episode_steps):
-            q = np.stack([reward[nxt[:, a]] + value[nxt[:, a][:, None], new_mask[nxt[:, a]]] for a in range(4)])
+            q = np.stack([reward[nxt[:, a]] + values[-1][nxt[:, a][:, None], new_mask[nxt[:, a]]] for a in range(4)])
             choices.append(q.argmax(0))                                                           # [cell, mask]
-            value = q.max(0)
+            values.append(q.max(0))
+        return {"nxt": nxt, "reward": reward, "bit": bit, "values": values, "choices": choices, "masks": masks}
+
+    def _best_path(self, task: Task, goals: Sequence[tuple[int, int]]) -> list[int]:
+        """Actions of the open-loop path maximising the mean return over ``goals``."""
+        plan, n = self._plan_tables(task, goals), self.size
+        nxt, bit = plan["nxt"], plan["bit"]
         cell, mask, path = self.start_cell()[0] * n + self.start_cell()[1], 0, []
         for t in range(self.max_episode_steps):
-            a = int(choices[self.max_episode_steps - 1 - t][cell, mask])
+            a = int(plan["choices"][self.max_episode_steps - 1 - t][cell, mask])
             path.append(a)
             cell = nxt[cell, a]
             mask |= bit[cell]
         return path
+
+    def _best_memoryless_path(self, task: Task, goals: Sequence[tuple[int, int]]) -> list[int]:
+        """Actions of the best path a map from cell to action follows, for the mean return over
+        ``goals``: depth-first over paths of distinct cells, each closed by a step onto a cell
+        already on it (the rest repeats that cycle) or ended by the horizon or the last goal;
+        a branch is cut where its return so far plus the open-loop plan's value from its end
+        cannot beat the best path found (children tried best bound first)."""
+        plan, n, horizon = self._plan_tables(task, goals), self.size, self.max_episode_steps
+        nxt, reward, bit = plan["nxt"].tolist(), plan["reward"].tolist(), plan["bit"].tolist()
+        values, full = [v.tolist() for v in plan["values"]], plan["masks"] - 1
+        start = self.start_cell()[0] * n + self.start_cell()[1]
+        # the open-loop plan itself where a map of the cell follows it (so that ties break alike)
+        cell, mask, chosen, open_loop = start, 0, {}, []
+        for t in range(horizon):
+            a = int(plan["choices"][horizon - 1 - t][cell, mask])
+            if mask == full:
+                break
+            if chosen.setdefault(cell, a) != a:
+                open_loop = None
+                break
+            open_loop.append(a)
+            cell, mask = nxt[cell][a], mask | bit[nxt[cell][a]]
+        if open_loop is not None:
+            return open_loop + [0] * (horizon - len(open_loop))
+        cells, actions, where = [start], [], {start: 0}
+        best: list[Any] = [-np.inf, []]
+
+        def search(cell: int, mask: int, total: float) -> None:
+            left = horizon - len(actions)
+            children = []
+            for a in range(4):
+                nc = nxt[cell][a]
+                if nc in where:  # the map is now fixed along a cycle: the rest of the path repeats it
+                    cycle = actions[where[nc]:] + [a]
+                    ring = cells[where[nc]:]
+                    value = total + sum(reward[ring[s % len(ring)]][mask] for s in range(left))
+                    if value > best[0] + 1e-12:
+                        best[0], best[1] = value, actions + [a] + [cycle[s % len(cycle)] for s in range(left - 1)]
+                    continue
+                gained, m2 = total + reward[nc][mask], mask | bit[nc]
+                children.append((gained + values[left - 1][nc][m2], a, nc, m2, gained))
+            children.sort(reverse=True)
+            for bound, a, nc, m2, gained in children:
+                if bound <= best[0] + 1e-12:
+                    break
+                if left == 1 or m2 == full:  # the horizon, or every goal reached: nothing more to gain
+                    best[0], best[1] = gained, actions + [a] * left
+                    continue
+                where[nc] = len(cells)
+                cells.append(nc)
+                actions.append(a)
+                search(nc, m2, gained)
+                actions.pop()
+                cells.pop()
+                del where[nc]
+
+        search(start, 0, 0.0)
+        return best[1]
 
     def _path_return(self, task: Task, goal: tuple[int, int], path: Sequence[int]) -> float:
         """Undiscounted return of following ``path`` from the start on the task with ``goal``."""

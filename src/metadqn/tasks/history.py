@@ -175,7 +175,9 @@ def gridnav_history(*, size: int = 8, obstacles: int = 0, start: str = "center",
     own observations as memory — the observation is the last ``window`` steps (default: the
     whole episode). The goal stays hidden and rewards are not shown, so a policy frozen after
     adaptation stays frozen; memory lets it tour the goals its data leaves possible, as the
-    frozen limit's plan does, where a Markov policy cycles at the first one it reaches."""
+    frozen limit's plan does, where gridnav's memoryless Q-networks cycle at the first one they
+    reach. (A map of the cell could tour them too — ``memoryless_limit_return`` — but the tour's
+    values depend on the candidates already visited, which Q-learning cannot read off the cell.)"""
     base = GridNavFamily(size=size, obstacles=obstacles, start=start, reward=reward, horizon=horizon, ranges=ranges)
     window = int(window) if window is not None else base.max_episode_steps
     options = {**base.options, "window": window}

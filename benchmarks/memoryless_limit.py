@@ -1,0 +1,94 @@
+"""What a memoryless Q-network could reach on gridnav: the best frozen policy that reads only its
+cell (a deterministic map from cell to action — what a greedy Q(s, a; c) with the context fixed
+expresses) against the frozen information limit (the best open-loop plan), on the evaluation's
+own held-out tasks and random support data.
+
+For each instance it prints nothing; for each budget one line: both limits' NR with 95% CIs (each
+plan scored on the true goal, as `metadqn evaluate` scores the limit), the posterior-expected
+NR each plan would get (each goal normalized on its own task: the comparison without the luck of
+which goal is true), on how many instances the memoryless plan's expected return (the quantity both
+plans maximise) is lower, and the search's cost.
+
+    python benchmarks/memoryless_limit.py                          # gridnav, 20 held-out tasks x 5 runs
+    python benchmarks/memoryless_limit.py --family gridnav --option obstacles=10 --budgets 1,2,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import metadqn
+from metadqn.evaluate import EvalConfig
+from metadqn.limits import support_data
+from metadqn.meta.config import MetaConfig
+from metadqn.stats import interval, normalized
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", default="gridnav")
+    ap.add_argument("--option", action="append", default=[], help="family option KEY=VALUE (repeatable)")
+    ap.add_argument("--budgets", default="1,2", help="support episodes, comma-separated")
+    ap.add_argument("--seeds", type=int, default=5, help="support runs per task (the evaluation's --seeds)")
+    args = ap.parse_args()
+    family = metadqn.make_family(args.family, **dict(_option(o) for o in args.option))
+    meta, cfg = MetaConfig(), EvalConfig(seeds=args.seeds)
+    _, tasks = family.split(meta.n_train_tasks, meta.n_test_tasks, meta.split_seed)
+    rand = np.array([family.random_return(t) for t in tasks])
+    oracle = np.array([family.oracle_return(t) for t in tasks])
+    print(f"{family.name} {family.options}: {len(tasks)} held-out tasks x {args.seeds} runs of random support data")
+    for budget in (int(b) for b in args.budgets.split(",")):
+        instances, data = support_data(family, tasks, runs_per_task=args.seeds, episodes=budget, seed=cfg.data_seed)
+        true, expected, seconds, goals = {"frozen": [], "memoryless": []}, {"frozen": [], "memoryless": []}, [], []
+        objective: dict[str, list[float]] = {"frozen": [], "memoryless": []}  # what both plans maximise
+        scale: dict[tuple, tuple[float, float]] = {}  # (layout, goal) -> (random, optimal return)
+        for task, d in zip(instances, data):
+            posterior = family.goal_posterior(task, d)
+            goals.append(len(posterior))
+            if len(posterior) > family.MAX_LIMIT_GOALS:
+                raise SystemExit(f"a posterior of {len(posterior)} goals: over MAX_LIMIT_GOALS, no exact plan")
+            t0 = time.perf_counter()
+            plans = {"frozen": family._best_path(task, posterior),
+                     "memoryless": family._best_memoryless_path(task, posterior)}
+            seconds.append(time.perf_counter() - t0)
+            moved = [family.task(**{**task.params, "goal": list(g)}) for g in posterior]
+            for t in moved:
+                key = (t.params.get("layout"), tuple(t["goal"]))
+                if key not in scale:
+                    scale[key] = (family.random_return(t), family.oracle_return(t))
+            for kind, plan in plans.items():
+                true[kind].append(family._path_return(task, tuple(task["goal"]), plan))
+                objective[kind].append(np.mean([family._path_return(task, g, plan) for g in posterior]))
+                # NR in expectation over the posterior, each goal normalized on its own task
+                expected[kind].append(np.mean([
+                    normalized(np.array([[family._path_return(t, tuple(t["goal"]), plan)]]),
+                               *(np.array([v]) for v in scale[(t.params.get("layout"), tuple(t["goal"]))]))[0, 0]
+                    for t in moved]))
+        shape = (len(tasks), args.seeds)
+        nr = {k: interval(normalized(np.reshape(v, shape), rand, oracle), cfg.bootstrap_reps, cfg.seed)
+              for k, v in true.items()}
+        expected_nr = {k: float(np.mean(v)) for k, v in expected.items()}
+        lose = int(np.sum(np.array(objective["frozen"]) - np.array(objective["memoryless"]) > 1e-9))
+        print(f"budget {budget}: frozen limit NR {nr['frozen']['mean']:.3f} [{nr['frozen']['ci_low']:.3f}, "
+              f"{nr['frozen']['ci_high']:.3f}], memoryless {nr['memoryless']['mean']:.3f} "
+              f"[{nr['memoryless']['ci_low']:.3f}, {nr['memoryless']['ci_high']:.3f}] on the true goals; "
+              f"posterior-expected NR {expected_nr['frozen']:.3f} vs {expected_nr['memoryless']:.3f}; "
+              f"the memoryless plan's expected return is lower on {lose} of {len(instances)} instances; posterior goals {np.mean(goals):.1f} on average "
+              f"(max {max(goals)}); plans {np.mean(seconds) * 1e3:.0f} ms per instance (max {max(seconds):.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
