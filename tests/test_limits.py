@@ -106,6 +106,18 @@ def test_gridnav_best_memoryless_plan_matches_brute_force_and_can_lose_to_the_op
     assert family.memoryless_limit_return(tasks[0], data) == pytest.approx(family.oracle_return(tasks[0]))
 
 
+def test_memoryless_limit_through_limit_returns_and_where_it_is_not_known():
+    family = metadqn.make_family("gridnav", size=5)
+    tasks = family.sample_tasks(3, seed=3)
+    memoryless = limit_returns(family, tasks, kind="memoryless", runs_per_task=2, episodes=1, seed=1)
+    assert memoryless.shape == (3, 2)
+    assert np.all(memoryless <= np.array([family.oracle_return(t) for t in tasks])[:, None] + 1e-9)
+    history = metadqn.make_family("gridnav-history", size=5)  # its Q-network has memory: no such reference
+    assert limit_returns(history, history.sample_tasks(1), kind="memoryless", runs_per_task=1, episodes=1) is None
+    with pytest.raises(ValueError, match="limit kind"):
+        limit_returns(family, tasks, kind="markov", runs_per_task=1, episodes=1)
+
+
 def test_bandit_limit_pulls_the_arm_with_the_best_beta_posterior_mean():
     family = metadqn.make_family("bandit", arms=3, horizon=10)
     task = family.task(means=[0.2, 0.5, 0.9])
