@@ -3,7 +3,7 @@ cell (a deterministic map from cell to action — what a greedy Q(s, a; c) with 
 expresses) against the frozen information limit (the best open-loop plan), on the evaluation's
 own held-out tasks and random support data.
 
-For each instance it prints nothing; for each budget one line: both limits' NR with 95% CIs (each
+It prints one line per support budget: both plans' NR with 95% CIs (each
 plan scored on the true goal, as `metadqn evaluate` scores the limit), the posterior-expected
 NR each plan would get (each goal normalized on its own task: the comparison without the luck of
 which goal is true), on how many instances the memoryless plan's expected return (the quantity both
@@ -45,6 +45,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5, help="support runs per task (the evaluation's --seeds)")
     args = ap.parse_args()
     family = metadqn.make_family(args.family, **dict(_option(o) for o in args.option))
+    if not hasattr(family, "_best_memoryless_path") or family.start_cell() is None or family.cue_steps:
+        raise SystemExit(f"{family.name}: the memoryless plan is computed for gridnav families with a fixed start "
+                         "and no goal cue only")
     meta, cfg = MetaConfig(), EvalConfig(seeds=args.seeds)
     _, tasks = family.split(meta.n_train_tasks, meta.n_test_tasks, meta.split_seed)
     rand = np.array([family.random_return(t) for t in tasks])
@@ -69,14 +72,13 @@ def main() -> None:
                 key = (t.params.get("layout"), tuple(t["goal"]))
                 if key not in scale:
                     scale[key] = (family.random_return(t), family.oracle_return(t))
+            low, high = (np.array([scale[(t.params.get("layout"), tuple(t["goal"]))][i] for t in moved]) for i in (0, 1))
             for kind, plan in plans.items():
                 true[kind].append(family._path_return(task, tuple(task["goal"]), plan))
-                objective[kind].append(np.mean([family._path_return(task, g, plan) for g in posterior]))
+                returns = np.array([family._path_return(t, tuple(t["goal"]), plan) for t in moved])
+                objective[kind].append(returns.mean())
                 # NR in expectation over the posterior, each goal normalized on its own task
-                expected[kind].append(np.mean([
-                    normalized(np.array([[family._path_return(t, tuple(t["goal"]), plan)]]),
-                               *(np.array([v]) for v in scale[(t.params.get("layout"), tuple(t["goal"]))]))[0, 0]
-                    for t in moved]))
+                expected[kind].append(normalized(returns[:, None], low, high).mean())
         shape = (len(tasks), args.seeds)
         nr = {k: interval(normalized(np.reshape(v, shape), rand, oracle), cfg.bootstrap_reps, cfg.seed)
               for k, v in true.items()}
