@@ -13,7 +13,7 @@ are checked against brute force in ``tests/test_limits.py``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -63,14 +63,7 @@ class GridNavLimits:
         position), planned by dynamic programming over (cell, set of posterior goals already
         reached) for the expected return under the posterior, and scored on the true goal.
         None where the posterior holds more than ``MAX_LIMIT_GOALS`` goals."""
-        task = self.validate_task(task)
-        start = self.start_cell()
-        if start is None or self.cue_steps:
-            return None
-        goals = self.goal_posterior(task, data)
-        if not 1 <= len(goals) <= self.MAX_LIMIT_GOALS:
-            return None
-        return self._path_return(task, tuple(task["goal"]), self._best_path(task, goals))
+        return self._planned_return(task, data, self._best_path)
 
     def online_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
         """Exact for a fixed start and no goal cue: the Bayes-adaptive policy over beliefs (sets
@@ -134,13 +127,19 @@ class GridNavLimits:
         cycle; the best such path for the posterior is found by branch and bound, bounded by the
         open-loop plan's values (never above :meth:`frozen_limit_return`'s plan in expectation).
         None where the frozen limit is."""
+        return self._planned_return(task, data, self._best_memoryless_path)
+
+    def _planned_return(self, task: Task, data: Mapping[str, np.ndarray],
+                        planner: Callable[[Task, Sequence[tuple[int, int]]], list[int]]) -> float | None:
+        """The true goal's return of the path ``planner`` picks for the posterior given ``data``;
+        None for a random start, a goal cue, or a posterior over more than ``MAX_LIMIT_GOALS``."""
         task = self.validate_task(task)
         if self.start_cell() is None or self.cue_steps:
             return None
         goals = self.goal_posterior(task, data)
         if not 1 <= len(goals) <= self.MAX_LIMIT_GOALS:
             return None
-        return self._path_return(task, tuple(task["goal"]), self._best_memoryless_path(task, goals))
+        return self._path_return(task, tuple(task["goal"]), planner(task, goals))
 
     def _plan_tables(self, task: Task, goals: Sequence[tuple[int, int]]) -> dict[str, Any]:
         """The open-loop plan's dynamic program over (cell, set of posterior goals already
@@ -170,8 +169,11 @@ class GridNavLimits:
 
     def _best_path(self, task: Task, goals: Sequence[tuple[int, int]]) -> list[int]:
         """Actions of the open-loop path maximising the mean return over ``goals``."""
-        plan, n = self._plan_tables(task, goals), self.size
-        nxt, bit = plan["nxt"], plan["bit"]
+        return self._open_loop(self._plan_tables(task, goals))
+
+    def _open_loop(self, plan: dict[str, Any]) -> list[int]:
+        """The actions the open-loop plan's tables choose from the start."""
+        nxt, bit, n = plan["nxt"], plan["bit"], self.size
         cell, mask, path = self.start_cell()[0] * n + self.start_cell()[1], 0, []
         for t in range(self.max_episode_steps):
             a = int(plan["choices"][self.max_episode_steps - 1 - t][cell, mask])
@@ -190,19 +192,18 @@ class GridNavLimits:
         nxt, reward, bit = plan["nxt"].tolist(), plan["reward"].tolist(), plan["bit"].tolist()
         values, full = [v.tolist() for v in plan["values"]], plan["masks"] - 1
         start = self.start_cell()[0] * n + self.start_cell()[1]
-        # the open-loop plan itself where a map of the cell follows it (so that ties break alike)
-        cell, mask, chosen, open_loop = start, 0, {}, []
-        for t in range(horizon):
-            a = int(plan["choices"][horizon - 1 - t][cell, mask])
+        # the open-loop plan itself where a map of the cell follows it (so that ties break alike):
+        # no cell left by two different moves before the last goal is reached
+        open_loop, cell, mask, chosen = self._open_loop(plan), start, 0, {}
+        for a in open_loop:
             if mask == full:
-                break
+                return open_loop
             if chosen.setdefault(cell, a) != a:
-                open_loop = None
                 break
-            open_loop.append(a)
-            cell, mask = nxt[cell][a], mask | bit[nxt[cell][a]]
-        if open_loop is not None:
-            return open_loop + [0] * (horizon - len(open_loop))
+            cell = nxt[cell][a]
+            mask |= bit[cell]
+        else:
+            return open_loop
         cells, actions, where = [start], [], {start: 0}
         best: list[Any] = [-np.inf, []]
 
