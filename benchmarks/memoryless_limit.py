@@ -10,12 +10,13 @@ which goal is true), on how many instances the memoryless plan's expected return
 plans maximise) is lower, and the search's cost.
 
     python benchmarks/memoryless_limit.py                          # gridnav, 20 held-out tasks x 5 runs
-    python benchmarks/memoryless_limit.py --family gridnav --option obstacles=10 --budgets 1,2,3
+    python benchmarks/memoryless_limit.py --family-options '{"obstacles": 10}' --budgets 1,2,3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -27,24 +28,14 @@ from metadqn.meta.config import MetaConfig
 from metadqn.stats import interval, normalized
 
 
-def _option(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    for cast in (int, float):
-        try:
-            return key, cast(value)
-        except ValueError:
-            pass
-    return key, value
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", default="gridnav")
-    ap.add_argument("--option", action="append", default=[], help="family option KEY=VALUE (repeatable)")
+    ap.add_argument("--family-options", default="{}", help="JSON object of family options")
     ap.add_argument("--budgets", default="1,2", help="support episodes, comma-separated")
     ap.add_argument("--seeds", type=int, default=5, help="support runs per task (the evaluation's --seeds)")
     args = ap.parse_args()
-    family = metadqn.make_family(args.family, **dict(_option(o) for o in args.option))
+    family = metadqn.make_family(args.family, **json.loads(args.family_options))
     if not hasattr(family, "_best_memoryless_path") or family.start_cell() is None or family.cue_steps:
         raise SystemExit(f"{family.name}: the memoryless plan is computed for gridnav families with a fixed start "
                          "and no goal cue only")
