@@ -125,6 +125,9 @@ class MetaConfig:
     encoder_latent: int = 16               # encoder, bayes pooling: dimension L of the latent z
     encoder_measurements: int = 2          # encoder, bayes pooling: linear measurements of z per transition
     outer_lr: float = 1e-3                 # β, Adam step size of the meta-update
+    outer_lr_decay: float = 0.0            # fraction of β removed linearly over the config's iterations: iteration
+                                           # i steps with β (1 − decay · i / iterations), held at its last value
+                                           # past them (0: constant β; 0.9 ends at 0.1 β)
     outer_steps: int | None = None         # meta-updates per iteration, on fresh minibatches of its episodes; maml 1, context 8
     support_batch: int | None = None       # transitions sampled per support episode per inner loss (0: all, once);
                                            # maml 64, context 0
@@ -173,6 +176,9 @@ class MetaConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number, got {v}")
+        if not 0 <= self.outer_lr_decay <= 1:
+            raise ValueError(f"outer_lr_decay must be in [0, 1] (the fraction of outer_lr removed by the last "
+                             f"iteration), got {self.outer_lr_decay}")
         if self.support_episodes_max and self.support_episodes_max < self.support_episodes:
             raise ValueError(f"support_episodes_max must be 0 (off) or >= support_episodes ({self.support_episodes}), "
                              f"got {self.support_episodes_max}")
@@ -255,6 +261,12 @@ class MetaConfig:
         if not self.support_episodes_max:
             return self.support_episodes
         return self.support_episodes + iteration % (self.support_episodes_max - self.support_episodes + 1)
+
+    def outer_lr_at(self, iteration: int) -> float:
+        """β of meta-iteration ``iteration`` (0-based): ``outer_lr`` less ``outer_lr_decay`` of it,
+        linearly over ``iterations`` (held at the last iteration's value past them)."""
+        progress = min(iteration, self.iterations - 1) / self.iterations
+        return self.outer_lr * (1.0 - self.outer_lr_decay * progress)
 
     def support_episodes_until(self, iterations: int) -> int:
         """Support episodes per instance of meta-iterations 0 … ``iterations`` − 1 together."""

@@ -12,7 +12,8 @@ For every training task x ``envs_per_task`` adaptation instances at once:
 3. **query**: each instance collects ``query_episodes`` episodes with its own θ'ᵢ, epsilon-greedy
    with ``eps_query`` (default 1.0, uniformly random: with a near-greedy query policy the TD
    outer loss only checks the actions that policy takes and never rewards a better argmax);
-4. **outer update** (``outer_steps`` times on fresh minibatches): Adam on Σᵢ wᵢ Lᵢ / Σᵢ wᵢ, Lᵢ the
+4. **outer update** (``outer_steps`` times on fresh minibatches): Adam (β = ``outer_lr``, less
+   ``outer_lr_decay`` of it linearly over the run) on Σᵢ wᵢ Lᵢ / Σᵢ wᵢ, Lᵢ the
    adapter's outer loss of θ'ᵢ on queryᵢ (TD; context: TD + model loss) — second order through the inner gradient for ``maml``/``metasgd``, first order for
    ``fomaml`` — or Reptile's step toward the mean θ'ᵢ;
 5. every ``target_update`` iterations the meta target network copies θ.
@@ -147,6 +148,8 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     user_weights = None if isinstance(cfg.task_weights, str) else cfg.task_weights
     n_tasks = env.n_tasks
     task_targets = task_vectors(env, cfg) if cfg.task_loss_weight > 0 else None
+    for group in state.optimizer.param_groups:  # β of this iteration (outer_lr_decay; a function of the count)
+        group["lr"] = cfg.outer_lr_at(state.iteration)
     for update in range(cfg.outer_steps):
         if update:  # further meta-updates on fresh minibatches of the same episodes
             support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
