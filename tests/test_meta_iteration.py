@@ -130,3 +130,34 @@ def test_keep_best_resumes_bit_exactly(tmp_path):
         assert torch.equal(full.params[k], resumed.params[k]), k
     with pytest.raises(ValueError, match="keep_best_every"):
         MAMLDQN(family, keep_best_every=-1)
+
+
+def test_outer_lr_decay_scales_each_iterations_step_and_resumes_bit_exactly(tmp_path):
+    # iteration i steps with β (1 − decay · i / iterations): the first iteration is the constant-β
+    # run's, so the second sees the same data and gradients, and Adam's step is exactly 0.7× as long
+    family = metadqn.make_family("gridnav", size=5)
+    train, _ = family.split(4, 0, seed=0)
+    settings = {**TINY, "iterations": 2, "checkpoint_every": 1}
+
+    def steps(decay, out):
+        snaps = []
+        learner = MAMLDQN(family, algo="maml", outer_lr_decay=decay, **settings)
+        snaps.append({k: v.detach().clone() for k, v in learner.params.items()})
+        learner.meta_train(train, out_dir=out, progress=False,
+                           callback=lambda lr, row: snaps.append({k: v.detach().clone() for k, v in lr.params.items()}))
+        return snaps
+    const, decayed = steps(0.0, tmp_path / "c"), steps(0.6, tmp_path / "d")
+    assert MAMLDQN(family, iterations=10, outer_lr_decay=0.6).config.outer_lr_at(5) == pytest.approx(0.7e-3)
+    for k in const[0]:
+        assert torch.equal(const[1][k], decayed[1][k]), k  # iteration 0: β
+        full, short = const[2][k] - const[1][k], decayed[2][k] - decayed[1][k]
+        assert full.abs().max() > 0
+        assert torch.allclose(short, 0.7 * full, atol=1e-7), k  # iteration 1: 0.7 β
+    part = MAMLDQN(family, algo="maml", outer_lr_decay=0.6, **settings)
+    part.meta_train(train, iterations=1, out_dir=tmp_path / "p", progress=False)
+    resumed = MAMLDQN.load(tmp_path / "p" / "checkpoint.safetensors")
+    resumed.meta_train(out_dir=tmp_path / "p", progress=False)
+    for k in resumed.params:
+        assert torch.equal(resumed.params[k], decayed[2][k]), k
+    with pytest.raises(ValueError, match="outer_lr_decay must be in"):
+        MAMLDQN(family, outer_lr_decay=1.5)
