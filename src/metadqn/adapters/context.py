@@ -56,6 +56,12 @@ def observation_rows(obs: torch.Tensor, newest: bool) -> torch.Tensor:
     return obs[:, -1, :-1] if newest else obs.reshape(obs.shape[0], -1)
 
 
+def action_one_hot(action: torch.Tensor, n_actions: int, dtype: torch.dtype) -> torch.Tensor:
+    """``action [batch]`` as one-hot rows ``[batch, n_actions]`` (vmap-safe: a comparison, no
+    data-dependent indexing)."""
+    return (action.unsqueeze(-1) == torch.arange(n_actions, device=action.device)).to(dtype)
+
+
 class ModelHead(nn.Module):
     """m(s, a; c) → (r̂, Δŝ), evaluated on a parameter dict (keys ``model.*``).
 
@@ -134,7 +140,7 @@ class ModelHead(nn.Module):
                 next_obs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The rows ``[batch, width]``, [rows, one-hot action] and the next rows (or None)."""
         x = observation_rows(obs, self.newest)
-        one_hot = (action.unsqueeze(-1) == torch.arange(self.n_actions, device=action.device)).to(x.dtype)  # vmap-safe
+        one_hot = action_one_hot(action, self.n_actions, x.dtype)
         nxt = None if next_obs is None else observation_rows(next_obs, self.newest)
         return x, torch.cat((x, one_hot), dim=1), nxt
 
@@ -316,4 +322,4 @@ class ContextModelAdapter(Adapter):
                 "step_size_mean": float(self.step_sizes.detach().mean())}
 
 
-__all__ = ["ContextModelAdapter", "ModelHead", "observation_rows", "observation_width"]
+__all__ = ["ContextModelAdapter", "ModelHead", "action_one_hot", "observation_rows", "observation_width"]

@@ -36,7 +36,7 @@ from ..nets import Params, init_params
 from ..replay import Batch
 from ..td import TDLoss
 from .base import State, SupportSpec
-from .context import ContextModelAdapter, ModelHead, observation_rows, observation_width
+from .context import ContextModelAdapter, ModelHead, action_one_hot, observation_rows, observation_width
 
 PREFIX = "encoder."
 
@@ -81,7 +81,7 @@ class SetEncoder(nn.Module):
         """The code ``[code]`` of one instance's transitions ``batch`` (``[batch, ...]``)."""
         obs = observation_rows(batch.obs, self.newest)
         nxt = observation_rows(batch.next_obs, self.newest)
-        one_hot = (batch.action.unsqueeze(-1) == torch.arange(self.n_actions, device=obs.device)).to(obs.dtype)
+        one_hot = action_one_hot(batch.action, self.n_actions, obs.dtype)
         x = torch.cat((obs, one_hot, batch.returns.unsqueeze(-1), nxt - obs, (batch.discount > 0).to(obs.dtype)
                        .unsqueeze(-1)), dim=1)
         for i in range(len(self.layers)):
