@@ -564,3 +564,46 @@ def test_newest_context_obs_reads_only_the_current_step_of_a_window_while_the_q_
         MAMLDQN("gridnav", algo="context", context_obs="last")
     with pytest.raises(ValueError, match="use algo 'context' or 'encoder'"):
         MAMLDQN(family, algo="maml", context_obs="newest")
+
+
+@pytest.mark.parametrize("kind", ["context", "encoder"])
+def test_a_choice_made_once_gives_the_same_outer_losses_and_meta_gradient_and_moves_with_theta(kind):
+    from metadqn.adaptation import choose_batch
+    if kind == "context":
+        net, model, params, target, lrs, adapter, support, query = _setup()
+    else:
+        net, model, encoder, params, _ = _encoder_setup()
+        lrs = torch.full((2, D), 0.3, dtype=torch.float64, requires_grad=True)
+        adapter = EncoderAdapter("encoder", net, model, encoder, params, td=TDLoss(), support=SupportSpec(batch=0),
+                                 step_sizes=lrs, obs_weight=0.5)
+        *_, target, _, _, support, query = _setup()
+    params["context_starts"] = (torch.randn(3, D, dtype=torch.float64) * 2).requires_grad_()
+    chosen = choose_batch(adapter.detached(), support, 2)
+    assert set(chosen) == {"pick"} and chosen["pick"].shape == (T, 4) and len(set(chosen["pick"].argmax(1).tolist())) > 1
+    wrt = [*params.values(), lrs]
+    fresh = outer_losses(adapter, support, query, steps=2, target=target)
+    reused = outer_losses(adapter, support, query, steps=2, target=target, chosen=chosen)
+    assert torch.equal(fresh, reused)
+    for a, b in zip(torch.autograd.grad(fresh.sum(), wrt, allow_unused=True),
+                    torch.autograd.grad(reused.sum(), wrt, allow_unused=True)):
+        assert (a is None and b is None) or torch.equal(a, b)
+    # after θ moves, the kept choice descends from the moved start (its gradient flows into it)
+    with torch.no_grad():
+        params["context_starts"].add_(0.1)
+    one, pick = support.row(0), chosen["pick"][0]
+    i = int(pick.argmax())
+    start = [adapter._fresh_starts(one)[j] for j in range(4)][i]
+    assert torch.allclose(adapter.adapt({**adapter.prior(), "pick": pick}, one, 2)["context"],
+                          adapter._descend(start, one, 2))
+    assert choose_batch(adapter, support, 0) == {}  # no steps, nothing to choose
+
+
+def test_meta_training_chooses_the_start_once_per_iteration_not_once_per_meta_update(monkeypatch):
+    family = metadqn.make_family("gridnav", size=5)
+    train, _ = family.split(4, 0, seed=0)
+    calls = []
+    real = ContextModelAdapter._choose
+    monkeypatch.setattr(ContextModelAdapter, "_choose", lambda self, *a: calls.append(1) or real(self, *a))
+    MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=3,
+                            outer_steps=4)).meta_train(train, progress=False)
+    assert len(calls) == 2  # one vmapped choice per iteration (it was 1 + outer_steps)

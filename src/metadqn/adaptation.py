@@ -69,11 +69,20 @@ def broadcast(state: State, n: int) -> State:
     return {k: v.unsqueeze(0).expand(n, *v.shape) for k, v in state.items()}
 
 
-def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | None = None) -> State:
+def choose_batch(adapter: Adapter, support: Batch, steps: int) -> State:
+    """Every instance's :meth:`~metadqn.adapters.Adapter.choice` from the prior (leading
+    instance axis; {} for adapters that decide nothing), vmapped."""
+    prior = adapter.prior()
+    return vmap(lambda batch: adapter.choice(prior, batch, steps))(support)
+
+
+def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | None = None,
+                chosen: State | None = None) -> State:
     """Step 3: the adapted state of every instance (leading instance axis), vmapped.
 
     ``start=None`` adapts from the prior (shared by every instance, and differentiable with
-    respect to it during meta-training); otherwise from per-instance states. Zero steps leave
+    respect to it during meta-training), taking the per-instance decisions ``chosen``
+    (:func:`choose_batch`) where given; otherwise from per-instance states. Zero steps leave
     the state as it is, except for adapters that infer it from the data (``uses_steps=False``).
     """
     n = support.obs.shape[0]
@@ -82,7 +91,7 @@ def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | Non
         prior = adapter.prior()
         if unchanged:
             return broadcast(prior, n)
-        return vmap(lambda batch: adapter.adapt(prior, batch, steps))(support)
+        return vmap(lambda batch, c: adapter.adapt({**prior, **c}, batch, steps))(support, chosen or {})
     if unchanged:
         return start
     return vmap(lambda state, batch: adapter.adapt(state, batch, steps))(start, support)
@@ -202,5 +211,5 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
     return returns.view(len(tasks), runs_per_task), 1000 * cost / horizon
 
 
-__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "broadcast", "collect_support", "instance_q",
+__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "broadcast", "choose_batch", "collect_support", "instance_q",
            "new_task_data", "online_curve", "sample_support"]

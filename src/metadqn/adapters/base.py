@@ -75,6 +75,14 @@ class Adapter(ABC):
         instance). Differentiable with respect to the method's meta-parameters unless the
         adapter was :meth:`detached`."""
 
+    def choice(self, state: State, support: Batch, steps: int) -> State:
+        """The non-differentiable decisions :meth:`adapt` would make from ``state`` on
+        ``support`` (context MAML: which learned start to descend from), as extra state
+        entries; :meth:`adapt` from ``{**state, **choice}`` takes them instead of deciding
+        anew. Meta-training decides once per iteration, with the iteration's θ on its support
+        data, and reuses the decisions across the iteration's meta-updates. None here: {}."""
+        return {}
+
     @abstractmethod
     def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
         """Q-values ``[..., n_actions]`` for observations ``[..., *obs_shape]`` in ``state``."""

@@ -223,22 +223,34 @@ class ContextModelAdapter(Adapter):
         return {"context": self.params["context"]}
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
-        return {"context": self._best_descent(self._with_starts(state["context"]), support, steps)}
+        return {"context": self._best_descent(self._with_starts(state["context"]), support, steps, state.get("pick"))}
+
+    def choice(self, state: State, support: Batch, steps: int) -> State:
+        """``{"pick": one-hot [M]}``: the start whose end fits ``support`` best (:meth:`_choose`,
+        without a graph), where there is a choice; else {}."""
+        return self._pick(self._with_starts(state["context"]), support, steps)
+
+    def _pick(self, candidates: torch.Tensor, support: Batch, steps: int) -> State:
+        if steps == 0 or candidates.shape[0] == 1:
+            return {}
+        with torch.no_grad():
+            return {"pick": self._choose(candidates.detach(), support, steps)[1]}
 
     def _with_starts(self, first: torch.Tensor) -> torch.Tensor:
         """Candidates ``[M, d]``: ``first`` ``[d]``, then the learned starts (if any)."""
         starts = self.params.get("context_starts")
         return first.unsqueeze(0) if starts is None else torch.cat((first.unsqueeze(0), starts))
 
-    def _best_descent(self, candidates: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
+    def _best_descent(self, candidates: torch.Tensor, support: Batch, steps: int,
+                      pick: torch.Tensor | None = None) -> torch.Tensor:
         """The end of ``steps`` steps from the candidate ``[M, d]`` whose end fits the support
-        best. Only the kept end carries a gradient (the choice is piecewise constant), so the M
-        descents that choose run without the meta-gradient's graph, and the kept one runs again
-        with it."""
+        best (or from the one ``pick`` names: a :meth:`choice` made earlier). Only the kept end
+        carries a gradient (the choice is piecewise constant), so the M descents that choose run
+        without the meta-gradient's graph, and the kept one runs again with it."""
         if steps == 0 or candidates.shape[0] == 1:
             return self._descend(candidates[0], support, steps)
-        with torch.no_grad():
-            _, pick = self._choose(candidates, support, steps)
+        if pick is None:
+            pick = self._pick(candidates, support, steps)["pick"]
         return self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:

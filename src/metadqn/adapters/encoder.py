@@ -131,7 +131,11 @@ class EncoderAdapter(ContextModelAdapter):
         return int(self.step_sizes.shape[0])
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
-        return {"context": self._best_descent(self._fresh_starts(support), support, self._refining(steps))}
+        return {"context": self._best_descent(self._fresh_starts(support), support, self._refining(steps),
+                                              state.get("pick"))}
+
+    def choice(self, state: State, support: Batch, steps: int) -> State:
+        return self._pick(self._fresh_starts(support), support, self._refining(steps))
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
         """Online, warm (``--online-warm``): the code of all data so far competes with the

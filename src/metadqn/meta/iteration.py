@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from ..adaptation import adapt_batch, collect_support, instance_q, sample_support
+from ..adaptation import adapt_batch, choose_batch, collect_support, instance_q, sample_support
 from ..adapters import (Adapter, ContextModelAdapter, EncoderAdapter, GradientAdapter, ModelHead, SetEncoder,
                         SupportSpec)
 from ..nets import Params
@@ -138,7 +138,10 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     episodes = cfg.support_episodes_at(state.iteration)
     support_return = collect_support(env, adapter, buffers.support, episodes=episodes, generator=gen)
     support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
-    adapted = {k: v.detach() for k, v in adapt_batch(adapter.detached(), support, cfg.inner_steps).items()}
+    # the inner loop's choices (context MAML's start) once per iteration, reused by every meta-update
+    chosen = choose_batch(adapter.detached(), support, cfg.inner_steps)
+    adapted = {k: v.detach() for k, v in adapt_batch(adapter.detached(), support, cfg.inner_steps,
+                                                     chosen=chosen).items()}
     # 3: query data with each instance's θ'ᵢ
     query_return = collect(env, buffers.query, instance_q(adapter, adapted, layout="instance"), epsilon=cfg.eps_query,
                            steps=cfg.query_episodes * horizon, generator=gen, clear=not cfg.query_replay)
@@ -163,7 +166,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
                 state.params[k].grad = d
         else:
             per_instance = outer_losses(adapter, support, query, steps=cfg.inner_steps, target=outer_target,
-                                        task=task_targets, task_weight=cfg.task_loss_weight)
+                                        task=task_targets, task_weight=cfg.task_loss_weight, chosen=chosen)
             weights = instance_weights(per_instance, cfg, n_tasks, user_weights)
             ((weights * per_instance).sum() / weights.sum()).backward()
         loss_value = float(((weights * per_instance).sum() / weights.sum()).detach())
@@ -195,18 +198,21 @@ def task_vectors(env: BatchedEnv, cfg: MetaConfig) -> torch.Tensor:
 
 
 def outer_losses(adapter: Adapter, support: Any, query: Any, *, steps: int, target: Params | None,
-                 task: torch.Tensor | None = None, task_weight: float = 0.0) -> torch.Tensor:
+                 task: torch.Tensor | None = None, task_weight: float = 0.0,
+                 chosen: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Each instance's outer loss ``[instance]`` after ``steps`` adaptation steps on its support,
     differentiable through the adapter's own :meth:`~metadqn.adapters.Adapter.adapt` (the
     function test-time adaptation calls); with ``task`` (``[instance, P]``), plus ``task_weight``
-    × the adapter's task-inference loss of the adapted state."""
+    × the adapter's task-inference loss of the adapted state; with ``chosen`` (per-instance
+    :meth:`~metadqn.adapters.Adapter.choice`, :func:`~metadqn.adaptation.choose_batch`), the
+    inner loop takes those decisions instead of making them again."""
     prior = adapter.prior()
 
-    def one(s: Any, q: Any, y: torch.Tensor | None) -> torch.Tensor:
-        state = adapter.adapt(prior, s, steps)
+    def one(s: Any, q: Any, y: torch.Tensor | None, c: dict[str, torch.Tensor]) -> torch.Tensor:
+        state = adapter.adapt({**prior, **c}, s, steps)
         loss = adapter.outer_loss(state, q, target=target)
         return loss if y is None else loss + task_weight * adapter.task_loss(state, y)
-    return vmap(one, in_dims=(0, 0, None if task is None else 0))(support, query, task)
+    return vmap(one, in_dims=(0, 0, None if task is None else 0, 0))(support, query, task, chosen or {})
 
 
 __all__ = ["Buffers", "MetaState", "horizon_n_step", "inner_keys", "instance_weights", "make_adapter",
