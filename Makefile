@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/dqn_vs_sb3.py
 	$(BIN)/python benchmarks/meta_update.py
 	$(BIN)/python benchmarks/context_inner_loop.py
+	$(BIN)/python benchmarks/choose_once.py
 	$(BIN)/python benchmarks/meta_train_throughput.py --family gridnav
 	$(BIN)/python benchmarks/meta_train_throughput.py --family driving
 	$(BIN)/python benchmarks/scaling.py
