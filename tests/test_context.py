@@ -579,7 +579,8 @@ def test_a_choice_made_once_gives_the_same_outer_losses_and_meta_gradient_and_mo
         *_, target, _, _, support, query = _setup()
     params["context_starts"] = (torch.randn(3, D, dtype=torch.float64) * 2).requires_grad_()
     chosen = choose_batch(adapter.detached(), support, 2)
-    assert set(chosen) == {"pick"} and chosen["pick"].shape == (T, 4) and len(set(chosen["pick"].argmax(1).tolist())) > 1
+    assert set(chosen) == {"pick"} and chosen["pick"].shape == (T, 4)
+    assert len(set(chosen["pick"].argmax(1).tolist())) > 1  # the data decide
     wrt = [*params.values(), lrs]
     fresh = outer_losses(adapter, support, query, steps=2, target=target)
     reused = outer_losses(adapter, support, query, steps=2, target=target, chosen=chosen)

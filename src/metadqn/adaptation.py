@@ -211,5 +211,5 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
     return returns.view(len(tasks), runs_per_task), 1000 * cost / horizon
 
 
-__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "broadcast", "choose_batch", "collect_support", "instance_q",
-           "new_task_data", "online_curve", "sample_support"]
+__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "broadcast", "choose_batch",
+           "collect_support", "instance_q", "new_task_data", "online_curve", "sample_support"]

@@ -223,7 +223,8 @@ class ContextModelAdapter(Adapter):
         return {"context": self.params["context"]}
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
-        return {"context": self._best_descent(self._with_starts(state["context"]), support, steps, state.get("pick"))}
+        return {"context": self._best_descent(self._with_starts(state["context"]), support, steps,
+                                              state.get("pick"))}
 
     def choice(self, state: State, support: Batch, steps: int) -> State:
         """``{"pick": one-hot [M]}``: the start whose end fits ``support`` best (:meth:`_choose`,

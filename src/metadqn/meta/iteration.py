@@ -13,9 +13,11 @@ For every training task x ``envs_per_task`` adaptation instances at once:
    with ``eps_query`` (default 1.0, uniformly random: with a near-greedy query policy the TD
    outer loss only checks the actions that policy takes and never rewards a better argmax);
 4. **outer update** (``outer_steps`` times on fresh minibatches): Adam (β = ``outer_lr``, less
-   ``outer_lr_decay`` of it linearly over the run) on Σᵢ wᵢ Lᵢ / Σᵢ wᵢ, Lᵢ the
-   adapter's outer loss of θ'ᵢ on queryᵢ (TD; context: TD + model loss) — second order through the inner gradient for ``maml``/``metasgd``, first order for
-   ``fomaml`` — or Reptile's step toward the mean θ'ᵢ;
+   ``outer_lr_decay`` of it linearly over the run) on Σᵢ wᵢ Lᵢ / Σᵢ wᵢ, Lᵢ the adapter's outer
+   loss of θ'ᵢ on queryᵢ (TD; context: TD + model loss) — second order through the inner
+   gradient for ``maml``/``metasgd``, first order for ``fomaml`` — or Reptile's step toward the
+   mean θ'ᵢ; the inner loop's non-differentiable decisions (context MAML's start) are made once,
+   in step 2, and reused by every update;
 5. every ``target_update`` iterations the meta target network copies θ.
 
 The outer loss is, by default, DQN's own 1-step TD loss of θ'ᵢ against the meta target
