@@ -567,7 +567,7 @@ def test_newest_context_obs_reads_only_the_current_step_of_a_window_while_the_q_
 
 
 @pytest.mark.parametrize("kind", ["context", "encoder"])
-def test_a_choice_made_once_gives_the_same_outer_losses_and_meta_gradient_and_moves_with_theta(kind):
+def test_a_narrowed_choice_gives_the_same_outer_losses_and_meta_gradient_and_moves_with_theta(kind):
     from metadqn.adaptation import choose_batch
     if kind == "context":
         net, model, params, target, lrs, adapter, support, query = _setup()
@@ -578,33 +578,45 @@ def test_a_choice_made_once_gives_the_same_outer_losses_and_meta_gradient_and_mo
                                  step_sizes=lrs, obs_weight=0.5)
         *_, target, _, _, support, query = _setup()
     params["context_starts"] = (torch.randn(3, D, dtype=torch.float64) * 2).requires_grad_()
-    chosen = choose_batch(adapter.detached(), support, 2)
-    assert set(chosen) == {"pick"} and chosen["pick"].shape == (T, 4)
-    assert len(set(chosen["pick"].argmax(1).tolist())) > 1  # the data decide
     wrt = [*params.values(), lrs]
     fresh = outer_losses(adapter, support, query, steps=2, target=target)
-    reused = outer_losses(adapter, support, query, steps=2, target=target, chosen=chosen)
-    assert torch.equal(fresh, reused)
-    for a, b in zip(torch.autograd.grad(fresh.sum(), wrt, allow_unused=True),
-                    torch.autograd.grad(reused.sum(), wrt, allow_unused=True)):
-        assert (a is None and b is None) or torch.equal(a, b)
-    # after θ moves, the kept choice descends from the moved start (its gradient flows into it)
+    fresh_grads = torch.autograd.grad(fresh.sum(), wrt, allow_unused=True)
+    for keep in (1, 2):
+        chosen = choose_batch(adapter.detached(), support, 2, keep=keep)
+        assert set(chosen) == {"shortlist"} and chosen["shortlist"].shape == (T, keep, 4)
+        reused = outer_losses(adapter, support, query, steps=2, target=target, chosen=chosen)
+        assert torch.equal(fresh, reused)  # on the θ it was made with, the narrowed choice is the full one
+        for a, b in zip(fresh_grads, torch.autograd.grad(reused.sum(), wrt, allow_unused=True)):
+            assert (a is None and b is None) or torch.equal(a, b)
+    first = chosen["shortlist"][:, 0].argmax(1)
+    assert len(set(first.tolist())) > 1  # the data decide
+    # the shortlist is the starts ranked by their ends' support loss, best first
+    one = support.row(0)
+    ends = [adapter._descend(c, one, 2) for c in adapter._fresh_starts(one)]
+    order = sorted(range(4), key=lambda j: float(_model_loss(model, params, ends[j], one)))
+    assert chosen["shortlist"][0].argmax(1).tolist() == order[:2]
+    # after θ moves, adapt re-chooses among the shortlist, from the moved starts (gradient flows in)
     with torch.no_grad():
-        params["context_starts"].add_(0.1)
-    one, pick = support.row(0), chosen["pick"][0]
-    i = int(pick.argmax())
-    start = [adapter._fresh_starts(one)[j] for j in range(4)][i]
-    assert torch.allclose(adapter.adapt({**adapter.prior(), "pick": pick}, one, 2)["context"],
-                          adapter._descend(start, one, 2))
-    assert choose_batch(adapter, support, 0) == {}  # no steps, nothing to choose
+        params["context_starts"].add_(0.3)
+    short = chosen["shortlist"][0]
+    starts = adapter._fresh_starts(one)
+    ends = [adapter._descend(starts[int(j)], one, 2) for j in short.argmax(1)]
+    losses = [float(_model_loss(model, params, c, one)) for c in ends]
+    assert torch.allclose(adapter.adapt({**adapter.prior(), "shortlist": short}, one, 2)["context"],
+                          ends[losses.index(min(losses))])
+    assert choose_batch(adapter, support, 0) == {} and choose_batch(adapter, support, 2, keep=4) == {}
 
 
-def test_meta_training_chooses_the_start_once_per_iteration_not_once_per_meta_update(monkeypatch):
+def test_meta_training_ranks_the_starts_once_per_iteration_and_updates_choose_among_the_shortlist(monkeypatch):
     family = metadqn.make_family("gridnav", size=5)
     train, _ = family.split(4, 0, seed=0)
-    calls = []
-    real = ContextModelAdapter._choose
-    monkeypatch.setattr(ContextModelAdapter, "_choose", lambda self, *a: calls.append(1) or real(self, *a))
-    MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=3,
-                            outer_steps=4)).meta_train(train, progress=False)
-    assert len(calls) == 2  # one vmapped choice per iteration (it was 1 + outer_steps)
+    sizes = []
+    real = ContextModelAdapter._ends_and_losses
+    monkeypatch.setattr(ContextModelAdapter, "_ends_and_losses",
+                        lambda self, c, *a: sizes.append(c.shape[-2]) or real(self, c, *a))
+    MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=4, start_shortlist=2,
+                            outer_steps=3)).meta_train(train, progress=False)
+    # per iteration: one ranking of all 4 starts, then 2-way choices for the query collection and 3 updates
+    assert sizes == [4, 2, 2, 2, 2] * 2
+    with pytest.raises(ValueError, match="start_shortlist must be >= 1"):
+        metadqn.MetaConfig(start_shortlist=0)

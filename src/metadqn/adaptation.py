@@ -69,11 +69,11 @@ def broadcast(state: State, n: int) -> State:
     return {k: v.unsqueeze(0).expand(n, *v.shape) for k, v in state.items()}
 
 
-def choose_batch(adapter: Adapter, support: Batch, steps: int) -> State:
-    """Every instance's :meth:`~metadqn.adapters.Adapter.choice` from the prior (leading
-    instance axis; {} for adapters that decide nothing), vmapped."""
+def choose_batch(adapter: Adapter, support: Batch, steps: int, keep: int = 1) -> State:
+    """Every instance's :meth:`~metadqn.adapters.Adapter.choice` from the prior, narrowed to
+    ``keep`` options (leading instance axis; {} for adapters that decide nothing), vmapped."""
     prior = adapter.prior()
-    return vmap(lambda batch: adapter.choice(prior, batch, steps))(support)
+    return vmap(lambda batch: adapter.choice(prior, batch, steps, keep))(support)
 
 
 def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | None = None,

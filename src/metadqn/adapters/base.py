@@ -75,12 +75,13 @@ class Adapter(ABC):
         instance). Differentiable with respect to the method's meta-parameters unless the
         adapter was :meth:`detached`."""
 
-    def choice(self, state: State, support: Batch, steps: int) -> State:
-        """The non-differentiable decisions :meth:`adapt` would make from ``state`` on
-        ``support`` (context MAML: which learned start to descend from), as extra state
-        entries; :meth:`adapt` from ``{**state, **choice}`` takes them instead of deciding
-        anew. Meta-training decides once per iteration, with the iteration's θ on its support
-        data, and reuses the decisions across the iteration's meta-updates. None here: {}."""
+    def choice(self, state: State, support: Batch, steps: int, keep: int = 1) -> State:
+        """The costly, non-differentiable decisions :meth:`adapt` would make from ``state`` on
+        ``support`` (context MAML: which learned start to descend from), narrowed to the
+        ``keep`` best options, as extra state entries; :meth:`adapt` from ``{**state, **choice}``
+        decides among those only. Meta-training narrows once per iteration, with the
+        iteration's θ on its support data, and every meta-update decides among what is left
+        (``MetaConfig.start_shortlist``). None here: {}."""
         return {}
 
     @abstractmethod

@@ -224,18 +224,22 @@ class ContextModelAdapter(Adapter):
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
         return {"context": self._best_descent(self._with_starts(state["context"]), support, steps,
-                                              state.get("pick"))}
+                                              state.get("shortlist"))}
 
-    def choice(self, state: State, support: Batch, steps: int) -> State:
-        """``{"pick": one-hot [M]}``: the start whose end fits ``support`` best (:meth:`_choose`,
-        without a graph), where there is a choice; else {}."""
-        return self._pick(self._with_starts(state["context"]), support, steps)
+    def choice(self, state: State, support: Batch, steps: int, keep: int = 1) -> State:
+        """``{"shortlist": [keep, M]}``: one-hot rows naming the ``keep`` starts whose ends fit
+        ``support`` best, best first (:meth:`adapt` then chooses among those only); {} where
+        there is nothing to narrow (no steps, one start, or ``keep`` ≥ M)."""
+        return self._shortlist(self._with_starts(state["context"]), support, steps, keep)
 
-    def _pick(self, candidates: torch.Tensor, support: Batch, steps: int) -> State:
-        if steps == 0 or candidates.shape[0] == 1:
+    def _shortlist(self, candidates: torch.Tensor, support: Batch, steps: int, keep: int) -> State:
+        m = candidates.shape[0]
+        if steps == 0 or keep >= m:
             return {}
         with torch.no_grad():
-            return {"pick": self._choose(candidates.detach(), support, steps)[1]}
+            _, losses = self._ends_and_losses(candidates.detach(), support, steps)
+        best = losses.argsort()[:keep]  # vmap-safe: a fixed number of indices
+        return {"shortlist": (best.unsqueeze(-1) == torch.arange(m, device=best.device)).to(candidates.dtype)}
 
     def _with_starts(self, first: torch.Tensor) -> torch.Tensor:
         """Candidates ``[M, d]``: ``first`` ``[d]``, then the learned starts (if any)."""
@@ -243,15 +247,18 @@ class ContextModelAdapter(Adapter):
         return first.unsqueeze(0) if starts is None else torch.cat((first.unsqueeze(0), starts))
 
     def _best_descent(self, candidates: torch.Tensor, support: Batch, steps: int,
-                      pick: torch.Tensor | None = None) -> torch.Tensor:
+                      shortlist: torch.Tensor | None = None) -> torch.Tensor:
         """The end of ``steps`` steps from the candidate ``[M, d]`` whose end fits the support
-        best (or from the one ``pick`` names: a :meth:`choice` made earlier). Only the kept end
-        carries a gradient (the choice is piecewise constant), so the M descents that choose run
-        without the meta-gradient's graph, and the kept one runs again with it."""
+        best (among those ``shortlist`` ``[S, M]`` names, where a :meth:`choice` narrowed them
+        earlier). Only the kept end carries a gradient (the choice is piecewise constant), so the
+        descents that choose run without the meta-gradient's graph, and the kept one runs again
+        with it."""
+        if shortlist is not None:
+            candidates = shortlist @ candidates  # exact rows, differentiable in the candidates
         if steps == 0 or candidates.shape[0] == 1:
             return self._descend(candidates[0], support, steps)
-        if pick is None:
-            pick = self._pick(candidates, support, steps)["pick"]
+        with torch.no_grad():
+            _, pick = self._choose(candidates.detach(), support, steps)
         return self._descend((pick.unsqueeze(-1) * candidates).sum(0), support, steps)
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
@@ -271,9 +278,15 @@ class ContextModelAdapter(Adapter):
         """The ends ``[M, d]`` of ``steps`` steps from each candidate ``[M, d]``, and a one-hot
         ``[M]`` of the end with the lowest support model loss (vmap-safe: no data-dependent
         indexing)."""
-        ends = vmap(lambda c: self._descend(c, support, steps))(candidates)
-        losses = vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)     # [M]
+        ends, losses = self._ends_and_losses(candidates, support, steps)
         return ends, (torch.arange(ends.shape[0], device=ends.device) == losses.argmin()).to(ends.dtype)
+
+    def _ends_and_losses(self, candidates: torch.Tensor, support: Batch,
+                         steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ends ``[M, d]`` of ``steps`` steps from each candidate and their support model
+        losses ``[M]``."""
+        ends = vmap(lambda c: self._descend(c, support, steps))(candidates)
+        return ends, vmap(lambda c: self.model.loss(self.params, c, support, self.obs_weight))(ends)
 
     def _descend(self, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
         """``steps`` steps of the inner loop from ``c``: step i < K uses α_i; steps past K

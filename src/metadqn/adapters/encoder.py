@@ -132,10 +132,10 @@ class EncoderAdapter(ContextModelAdapter):
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
         return {"context": self._best_descent(self._fresh_starts(support), support, self._refining(steps),
-                                              state.get("pick"))}
+                                              state.get("shortlist"))}
 
-    def choice(self, state: State, support: Batch, steps: int) -> State:
-        return self._pick(self._fresh_starts(support), support, self._refining(steps))
+    def choice(self, state: State, support: Batch, steps: int, keep: int = 1) -> State:
+        return self._shortlist(self._fresh_starts(support), support, self._refining(steps), keep)
 
     def readapt(self, previous: State, support: Batch, steps: int) -> State:
         """Online, warm (``--online-warm``): the code of all data so far competes with the

@@ -16,8 +16,9 @@ For every training task x ``envs_per_task`` adaptation instances at once:
    ``outer_lr_decay`` of it linearly over the run) on Σᵢ wᵢ Lᵢ / Σᵢ wᵢ, Lᵢ the adapter's outer
    loss of θ'ᵢ on queryᵢ (TD; context: TD + model loss) — second order through the inner
    gradient for ``maml``/``metasgd``, first order for ``fomaml`` — or Reptile's step toward the
-   mean θ'ᵢ; the inner loop's non-differentiable decisions (context MAML's start) are made once,
-   in step 2, and reused by every update;
+   mean θ'ᵢ; the inner loop's costly non-differentiable choice (context MAML's start among
+   ``context_starts``) is narrowed once, in step 2, to the ``start_shortlist`` best, and every
+   update chooses among those only;
 5. every ``target_update`` iterations the meta target network copies θ.
 
 The outer loss is, by default, DQN's own 1-step TD loss of θ'ᵢ against the meta target
@@ -140,8 +141,9 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     episodes = cfg.support_episodes_at(state.iteration)
     support_return = collect_support(env, adapter, buffers.support, episodes=episodes, generator=gen)
     support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
-    # the inner loop's choices (context MAML's start) once per iteration, reused by every meta-update
-    chosen = choose_batch(adapter.detached(), support, cfg.inner_steps)
+    # the inner loop's costly choice (context MAML's start) narrowed once per iteration to the
+    # start_shortlist best; every adaptation of the iteration chooses among those only
+    chosen = choose_batch(adapter.detached(), support, cfg.inner_steps, keep=cfg.start_shortlist)
     adapted = {k: v.detach() for k, v in adapt_batch(adapter.detached(), support, cfg.inner_steps,
                                                      chosen=chosen).items()}
     # 3: query data with each instance's θ'ᵢ
