@@ -16,11 +16,6 @@ the speed-up, not measured here).
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import statistics
-import time
 
 import torch
 from torch.func import grad
@@ -28,6 +23,7 @@ from torch.func import grad
 from metadqn.adapters import ContextModelAdapter
 from metadqn.learner import MAMLDQN
 from metadqn.replay import Batch
+from side_by_side import median_seconds_per_iteration, print_result, side_by_side_parser
 
 
 def func_grad_descend(adapter, c: torch.Tensor, support: Batch, steps: int) -> torch.Tensor:
@@ -40,11 +36,7 @@ def func_grad_descend(adapter, c: torch.Tensor, support: Batch, steps: int) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", default="gridnav")
-    parser.add_argument("--algo", default="context", choices=("context", "encoder"))
-    parser.add_argument("--iterations", type=int, default=12, help="timed meta-iterations per variant")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = side_by_side_parser(__doc__)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     explicit = ContextModelAdapter._descend
@@ -52,24 +44,9 @@ def main() -> None:
     learners = {name: MAMLDQN(args.family, algo=args.algo) for name in variants}
     cfg = learners["explicit"].config
     train, _ = learners["explicit"].split()
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for i in range(args.iterations + 1):  # the first iteration of each warms up and is not timed
-        for name, descend in variants.items():
-            ContextModelAdapter._descend = descend
-            try:
-                t0 = time.perf_counter()
-                learners[name].meta_train(train, iterations=i + 1, test_tasks=[], progress=False)
-                if i:
-                    times[name].append(time.perf_counter() - t0)
-            finally:
-                ContextModelAdapter._descend = explicit
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(json.dumps({"family": args.family, "algo": args.algo, "instances": cfg.n_train_tasks * cfg.envs_per_task,
-                      "starts": cfg.context_starts, "inner_steps": cfg.inner_steps,
-                      "outer_steps": cfg.outer_steps, "threads": args.threads,
-                      "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-                      "s_per_meta_iteration": {k: round(v, 3) for k, v in med.items()},
-                      "speedup": round(med["func.grad"] / med["explicit"], 2)}, indent=1))
+    med = median_seconds_per_iteration(learners, train, args.iterations, owner=ContextModelAdapter,
+                                       attribute="_descend", variants=variants)
+    print_result(args, cfg, med, speedup=round(med["func.grad"] / med["explicit"], 2))
 
 
 if __name__ == "__main__":
