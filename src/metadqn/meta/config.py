@@ -62,7 +62,8 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # seeds 0-9 (0.839-0.889, sd 0.016), 2 episodes 0.944 (0.920), online 0.958 (0.928), for 1.5x the env steps
 # (benchmarks/RESULTS.md, twelfth session). On plain gridnav the same recipe gave +0.04 (0.786 -> 0.825) with the full
 # choice of start at every meta-update and +0.06 (0.786 -> 0.849, seeds 0-2) with the start shortlist (fourteenth
-# session); gridnav's context recommendation stays 8 starts until `make demo` is re-measured with it.
+# session); with it `make demo` took 9 min of its 10 (fourteenth session), so gridnav's context recommendation stays
+# 8 starts.
 _GRIDNAV_ENCODER = {"encoder_pooling": "bayes", "support_episodes_max": 3, "inner_steps": 5, "model_weight": 10.0,
                     "eps_query": 0.3, "query_replay": 2000}
 # the encoder's training data: support sets of 1-3 episodes, epsilon-greedy query data kept in a replay
