@@ -209,7 +209,7 @@ def outer_losses(adapter: Adapter, support: Any, query: Any, *, steps: int, targ
     function test-time adaptation calls); with ``task`` (``[instance, P]``), plus ``task_weight``
     × the adapter's task-inference loss of the adapted state; with ``chosen`` (per-instance
     :meth:`~metadqn.adapters.Adapter.choice`, :func:`~metadqn.adaptation.choose_batch`), the
-    inner loop takes those decisions instead of making them again."""
+    inner loop decides among the options left there instead of among all."""
     prior = adapter.prior()
 
     def one(s: Any, q: Any, y: torch.Tensor | None, c: dict[str, torch.Tensor]) -> torch.Tensor:
