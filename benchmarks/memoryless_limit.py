@@ -55,8 +55,8 @@ def main() -> None:
             if len(posterior) > family.MAX_LIMIT_GOALS:
                 raise SystemExit(f"a posterior of {len(posterior)} goals: over MAX_LIMIT_GOALS, no exact plan")
             t0 = time.perf_counter()
-            plans = {"frozen": family._best_path(task, posterior),
-                     "memoryless": family._best_memoryless_path(task, posterior)}
+            tables = family._plan_tables(task, posterior)  # the open-loop DP, shared by both plans
+            plans = {"frozen": family._open_loop(tables), "memoryless": family._memoryless_path(tables)}
             seconds.append(time.perf_counter() - t0)
             moved = [family.task(**{**task.params, "goal": list(g)}) for g in posterior]
             for t in moved:

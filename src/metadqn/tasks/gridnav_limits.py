@@ -188,7 +188,11 @@ class GridNavLimits:
         already on it (the rest repeats that cycle) or ended by the horizon or the last goal;
         a branch is cut where its return so far plus the open-loop plan's value from its end
         cannot beat the best path found (children tried best bound first)."""
-        plan, n, horizon = self._plan_tables(task, goals), self.size, self.max_episode_steps
+        return self._memoryless_path(self._plan_tables(task, goals))
+
+    def _memoryless_path(self, plan: dict[str, Any]) -> list[int]:
+        """:meth:`_best_memoryless_path` from the open-loop plan's tables (:meth:`_plan_tables`)."""
+        n, horizon = self.size, self.max_episode_steps
         nxt, reward, bit = plan["nxt"].tolist(), plan["reward"].tolist(), plan["bit"].tolist()
         values, full = [v.tolist() for v in plan["values"]], plan["masks"] - 1
         start = self.start_cell()[0] * n + self.start_cell()[1]
