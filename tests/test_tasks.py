@@ -213,6 +213,19 @@ def test_gridnav_oracle_is_shortest_path_and_random_is_worse():
         assert family.random_return(task) < family.oracle_return(task)
 
 
+def test_bfs_distance_goes_around_walls_and_its_kept_table_is_read_only():
+    walls = np.zeros((3, 3), dtype=bool)
+    walls[1, 0] = walls[1, 1] = True                  # a wall across the middle but for the right column
+    expect = np.array([[0, 1, 2], [np.inf, np.inf, 3], [6, 5, 4]])
+    assert np.array_equal(bfs_distance(walls, (0, 0)), expect)
+    again = bfs_distance(walls.copy(), (0, 0))       # the same layout from another array: the kept table
+    assert np.array_equal(again, expect)
+    with pytest.raises(ValueError, match="read-only"):
+        again[0, 0] = 5.0                             # a caller cannot corrupt what later calls read
+    walls[1, 1] = False                               # another layout: its own table
+    assert bfs_distance(walls, (0, 0))[2, 0] == 4
+
+
 def test_bandit_reference_returns():
     family = metadqn.make_family("bandit", arms=3, horizon=10)
     task = family.task(means=[0.2, 0.5, 0.8])

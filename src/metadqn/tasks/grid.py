@@ -35,7 +35,17 @@ def obstacle_layout(size: int, n_obstacles: int, layout: int, keep_free: tuple[i
 
 
 def bfs_distance(walls: np.ndarray, source: tuple[int, int]) -> np.ndarray:
-    """Shortest-path distance (in moves) from ``source`` to every cell; inf for walls/unreachable."""
+    """Shortest-path distance (in moves) from ``source`` to every cell; inf for walls/unreachable.
+
+    Read-only: one table per layout and source is kept (the information limit asks for the same
+    goals' distances tens of thousands of times per evaluation)."""
+    walls = np.asarray(walls, dtype=bool)
+    return _bfs_distance(walls.tobytes(), walls.shape, (int(source[0]), int(source[1])))
+
+
+@lru_cache(maxsize=16384)
+def _bfs_distance(walls_bytes: bytes, shape: tuple[int, int], source: tuple[int, int]) -> np.ndarray:
+    walls = np.frombuffer(walls_bytes, dtype=bool).reshape(shape)
     size = walls.shape[0]
     dist = np.full(walls.shape, np.inf)
     dist[source] = 0
@@ -47,6 +57,7 @@ def bfs_distance(walls: np.ndarray, source: tuple[int, int]) -> np.ndarray:
             if 0 <= nr < size and 0 <= nc < size and not walls[nr, nc] and dist[nr, nc] == np.inf:
                 dist[nr, nc] = dist[r, c] + 1
                 queue.append((nr, nc))
+    dist.setflags(write=False)
     return dist
 
 
