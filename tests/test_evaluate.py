@@ -180,9 +180,13 @@ def test_headline_has_no_gain_line_without_a_zero_shot_number():
     result["steps"] = [0, 10]
     result["methods"]["context"]["nr"]["1"]["0"] = {**cell, "mean": 0.1}
     assert "context: adaptation gain NR(10) − NR(0) = +0.40" in headline(result)
-    assert "context: best NR within 10 adaptation steps after 1 episode = 0.50 (target ≥ 0.85: NOT met)" \
+    assert "context: best NR within 10 adaptation steps after 1 episode = 0.500 (target ≥ 0.85: NOT met)" \
         in headline(result)
+    result["methods"]["context"]["nr"]["1"]["10"] = {**cell, "mean": 0.8494}  # just under: three digits tell
+    assert "context: best NR within 10 adaptation steps after 1 episode = 0.849 (target ≥ 0.85: NOT met)" \
+        in headline(result)
+    result["methods"]["context"]["nr"]["1"]["10"] = cell
     # where the information limit is below the target, the target is 95% of it (the bandit's case)
     result["references"]["limit"] = {"nr": {"1": {**cell, "mean": 0.52}}}
-    assert "context: best NR within 10 adaptation steps after 1 episode = 0.50 (target ≥ 0.49, 95% of the limit: " \
+    assert "context: best NR within 10 adaptation steps after 1 episode = 0.500 (target ≥ 0.49, 95% of the limit: " \
         "met)" in headline(result)
