@@ -63,7 +63,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # (benchmarks/RESULTS.md, twelfth session). On plain gridnav the same recipe, with the start shortlist, lifts context
 # MAML from 0.797 to 0.847 over training seeds 0-4 (0.770 / 0.789 / 0.799 / 0.763 / 0.862 -> 0.849 / 0.838 / 0.859 /
 # 0.835 / 0.852; sd 0.04 -> 0.01), 2 episodes 0.872 -> 0.927, online (warm) 0.881 -> 0.957, for 1.5x the env steps
-# and 1.26x the training time; 0.846 over seeds 0-8 (fourteenth and fifteenth sessions). Not recommended yet:
+# and 1.5x the training time; 0.846 over seeds 0-8 (fourteenth and fifteenth sessions). Not recommended yet:
 # `make demo` with it took 8 min 18 s once the information limit's distance tables were kept (9 min 1 s before),
 # and 9 min 56 s on a fresh clone an hour later on the same, slower, host — no margin in the demo's 10 minutes.
 _GRIDNAV_ENCODER = {"encoder_pooling": "bayes", "support_episodes_max": 3, "inner_steps": 5, "model_weight": 10.0,
