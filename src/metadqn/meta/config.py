@@ -63,9 +63,10 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # (benchmarks/RESULTS.md, twelfth session). On plain gridnav the same recipe, with the start shortlist, lifts context
 # MAML from 0.797 to 0.847 over training seeds 0-4 (0.770 / 0.789 / 0.799 / 0.763 / 0.862 -> 0.849 / 0.838 / 0.859 /
 # 0.835 / 0.852; sd 0.04 -> 0.01), 2 episodes 0.872 -> 0.927, online (warm) 0.881 -> 0.957, for 1.5x the env steps
-# and 1.5x the training time; 0.846 over seeds 0-8 (fourteenth and fifteenth sessions). Not recommended yet:
-# `make demo` with it took 8 min 18 s once the information limit's distance tables were kept (9 min 1 s before),
-# and 9 min 56 s on a fresh clone an hour later on the same, slower, host — no margin in the demo's 10 minutes.
+# and 1.5x the training time; 0.846 over seeds 0-8 (fourteenth and fifteenth sessions). That whole recipe does not
+# fit `make demo` (9 min 56 s on a slow day); with support sets of 1-2 episodes (support_episodes_max=2, 1.25x the
+# env steps) seeds 0 / 1 reach 0.843 / 0.845 (the recipe 0.849 / 0.838; without the ε-greedy replay 0.770 / 0.789;
+# the replay alone 0.831 / 0.810), so gridnav's recommendation is that (fifteenth session).
 _GRIDNAV_ENCODER = {"encoder_pooling": "bayes", "support_episodes_max": 3, "inner_steps": 5, "model_weight": 10.0,
                     "eps_query": 0.3, "query_replay": 2000}
 # the encoder's training data: support sets of 1-3 episodes, epsilon-greedy query data kept in a replay
@@ -74,7 +75,8 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "cartpole-physics": {"context": {"outer_steps": 32, "query_replay": 4000, "eps_query": 0.3,
                                      "n_train_tasks": 20, "n_test_tasks": 10, "envs_per_task": 2,
                                      "keep_best_every": 10}},
-    "gridnav": {"context": {"context_starts": 8}, "encoder": _GRIDNAV_ENCODER},
+    "gridnav": {"context": {"context_starts": 8, **_GRIDNAV_DATA, "support_episodes_max": 2},
+                "encoder": _GRIDNAV_ENCODER},
     "gridnav-history": {"context": {"context_starts": 8, "context_obs": "newest", **_GRIDNAV_DATA},
                         "encoder": {**_GRIDNAV_ENCODER, "context_obs": "newest"}},
 }
