@@ -274,7 +274,7 @@ class MAMLDQN:
                                               seed=derive_seed(cfg.seed, "keep-best"))["return"][cfg.inner_steps].mean())
         if self.best is None or score > self.best.score:
             self.best = Best(score, self.iteration, _copy(st.params), None if st.inner_lrs is None else _copy(st.inner_lrs))
-        if final and self.best.iteration != self.iteration:
+        if final:  # also where the best is this iteration: the meta target still lags θ then
             with torch.no_grad():
                 for k, v in self.best.params.items():
                     st.params[k].copy_(v)
