@@ -7,6 +7,7 @@ import math
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -61,6 +62,7 @@ class RunLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
             purge = None if resume_step is None else resume_step + 1
+            _after_earlier_event_files(self.out_dir / "tb")
             self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)
         except ImportError:
             self._tb = None
@@ -78,6 +80,25 @@ class RunLogger:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _after_earlier_event_files(tb_dir: Path) -> None:
+    """Wait, where needed, until a new TensorBoard event file will be read after the run's
+    earlier ones. TensorBoard reads a run's files in name order, and a name is the second the
+    file was opened in, then the host, the process and the process's writer count, unpadded
+    (``….10`` sorts before ``….9``): a resumed run whose writer opened in the same second as an
+    earlier one could be read before it, its purge of the steps after the checkpoint then
+    applied too early and the earlier writer's later steps kept (a notebook that continues a
+    short run several times). A file from a later second sorts after them all."""
+    seconds = []
+    for path in tb_dir.glob("events.out.tfevents.*"):
+        stamp = path.name.split(".")[3]
+        if stamp.isdigit():
+            seconds.append(int(stamp))
+    if seconds:
+        wait = max(seconds) + 1 - time.time()
+        if wait > 0:
+            time.sleep(wait)
 
 
 def _plain(v: Any) -> Any:
