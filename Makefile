@@ -21,11 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/metadqn demo --out runs/demo
 
+# the suite on every core (at most 4 workers; CI has 2): each test runs single-threaded, so two
+# workers take about half the time of one
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
