@@ -89,7 +89,8 @@ def _after_earlier_event_files(tb_dir: Path) -> None:
     (``….10`` sorts before ``….9``): a resumed run whose writer opened in the same second as an
     earlier one could be read before it, its purge of the steps after the checkpoint then
     applied too early and the earlier writer's later steps kept (a notebook that continues a
-    short run several times). A file from a later second sorts after them all."""
+    short run several times). A file from a later second sorts after them all. (Files stamped
+    later than that — a clock set back, files copied from another machine — are not waited for.)"""
     seconds = []
     for path in tb_dir.glob("events.out.tfevents.*"):
         stamp = path.name.split(".")[3]
@@ -97,7 +98,7 @@ def _after_earlier_event_files(tb_dir: Path) -> None:
             seconds.append(int(stamp))
     if seconds:
         wait = max(seconds) + 1 - time.time()
-        if wait > 0:
+        if 0 < wait <= 1:
             time.sleep(wait)
 
 
