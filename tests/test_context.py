@@ -88,6 +88,30 @@ def test_the_inner_loops_explicit_context_gradient_equals_autograd(reward_model,
                           rtol=1e-9, atol=1e-12)
 
 
+def test_without_the_observation_term_a_separate_reward_model_is_the_whole_loss_and_dynamics_are_not_run():
+    """model_obs_weight=0 with reward_model="next": the loss and the inner loop's gradient are the
+    reward MLP's alone (the dynamics MLP is skipped, so its parameters get no gradient at all)."""
+    torch.manual_seed(4)
+    model = ModelHead((OBS,), A, D, (9, 7), "next", members=2).double()
+    params = {k: v.double().requires_grad_() for k, v in model.init_params(5).items()}
+    f = dict(dtype=torch.float64)
+    b = Batch(torch.randn(B, OBS, **f), torch.randint(0, A, (B,)), torch.randn(B, **f), torch.randn(B, OBS, **f),
+              torch.rand(B, **f))
+    c = torch.randn(D, **f)
+
+    def reward_only(context):
+        errs = [(model.predict(params, b.obs, b.action, context, b.next_obs, member=e)[0] - b.returns).square().mean()
+                for e in range(2)]
+        return sum(errs) / 2
+    value, g = model.loss_and_context_grad(params, c, b, 0.0)
+    assert torch.allclose(value, reward_only(c), rtol=1e-12) and value > 0
+    assert torch.allclose(g, torch.func.grad(reward_only)(c), rtol=1e-9, atol=1e-12)
+    names = sorted(params)
+    grads = torch.autograd.grad(model.loss(params, c, b, 0.0), [params[k] for k in names], allow_unused=True)
+    unused = {k for k, gr in zip(names, grads) if gr is None}
+    assert unused == {k for k in names if k.startswith("model.layers")}  # member 0 and member 1's dynamics
+
+
 def test_only_the_context_adapts_and_first_order_drops_second_derivatives():
     _, _, params, target, lrs, adapter, support, query = _setup()
     state = adapter.adapt(adapter.prior(), support.row(0), 2)

@@ -145,32 +145,45 @@ class ModelHead(nn.Module):
         return x, torch.cat((x, one_hot), dim=1), nxt
 
     def _member(self, params: Params, e: int, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
-                context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """Member ``e``'s r̂ ``[batch]``, Δŝ ``[batch, obs_dim]``, and a function mapping
+                context: torch.Tensor, dynamics: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+        """Member ``e``'s r̂ ``[batch]``, Δŝ ``[batch, obs_dim]`` (None where ``dynamics`` is off
+        and the reward has its own MLP: the dynamics MLP is not run), and a function mapping
         (∂L/∂r̂, ∂L/∂Δŝ) to ∂L/∂context."""
         _, xa, nxt = inputs
-        name = self._name("layers", e)
-        out, back = self._mlp_on(params, name, len(getattr(self, name)), xa, context)
-        if self.reward_model == "joint":
+        joint = self.reward_model == "joint"
+        if joint or dynamics:
+            name = self._name("layers", e)
+            out, back = self._mlp_on(params, name, len(getattr(self, name)), xa, context)
+        if joint:
             return out[:, 0], out[:, 1:], lambda dr, dd: back(torch.cat((dr.unsqueeze(1), dd), dim=1))
         assert nxt is not None
         name = self._name("reward", e)
         r_out, r_back = self._mlp_on(params, name, len(getattr(self, name)), torch.cat((xa, nxt), dim=1), context)
+        if not dynamics:
+            return r_out[:, 0], None, lambda dr, dd: r_back(dr.unsqueeze(1))
         return r_out[:, 0], out, lambda dr, dd: back(dd) + r_back(dr.unsqueeze(1))
 
     def _fit(self, params: Params, context: torch.Tensor, batch: Batch, obs_weight: float, *,
              context_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """L_model (see :meth:`loss`), and with ``context_grad`` its gradient in ``context``."""
+        """L_model (see :meth:`loss`), and with ``context_grad`` its gradient in ``context``. With
+        ``obs_weight`` 0 a separate reward MLP's loss is the whole loss, and the dynamics MLP,
+        which cannot change it, is not run."""
         inputs = self._inputs(batch.obs, batch.action, batch.next_obs)
         true_delta = inputs[2] - inputs[0]
+        dynamics = obs_weight != 0
         total, g = 0.0, None
         for e in range(self.members):
-            reward, delta, back = self._member(params, e, inputs, context)
+            reward, delta, back = self._member(params, e, inputs, context, dynamics)
             # written out: F.mse_loss mis-broadcasts under vmap when only the prediction is batched
-            r_err, d_err = reward - batch.returns, delta - true_delta
-            total = total + r_err.square().mean() + obs_weight * d_err.square().mean()
+            r_err = reward - batch.returns
+            total = total + r_err.square().mean()
+            d_grad = None
+            if delta is not None:
+                d_err = delta - true_delta
+                total = total + obs_weight * d_err.square().mean()
+                d_grad = (2.0 * obs_weight / d_err.numel()) * d_err
             if context_grad:  # ∂L/∂r̂ and ∂L/∂Δŝ of the two means, back along the context's path
-                ge = back((2.0 / r_err.numel()) * r_err, (2.0 * obs_weight / d_err.numel()) * d_err)
+                ge = back((2.0 / r_err.numel()) * r_err, d_grad)
                 g = ge if g is None else g + ge
         return total / self.members, None if g is None else g / self.members
 
