@@ -145,7 +145,7 @@ class ModelHead(nn.Module):
         return x, torch.cat((x, one_hot), dim=1), nxt
 
     def _member(self, params: Params, e: int, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
-                context: torch.Tensor, dynamics: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+                context: torch.Tensor, *, dynamics: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
         """Member ``e``'s r̂ ``[batch]``, Δŝ ``[batch, obs_dim]`` (None where ``dynamics`` is off
         and the reward has its own MLP: the dynamics MLP is not run), and a function mapping
         (∂L/∂r̂, ∂L/∂Δŝ) to ∂L/∂context."""
@@ -173,7 +173,7 @@ class ModelHead(nn.Module):
         dynamics = obs_weight != 0
         total, g = 0.0, None
         for e in range(self.members):
-            reward, delta, back = self._member(params, e, inputs, context, dynamics)
+            reward, delta, back = self._member(params, e, inputs, context, dynamics=dynamics)
             # written out: F.mse_loss mis-broadcasts under vmap when only the prediction is batched
             r_err = reward - batch.returns
             total = total + r_err.square().mean()
