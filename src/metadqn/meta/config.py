@@ -25,56 +25,29 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "context": {"inner_steps": 5, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
     "encoder": {"inner_steps": 0, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
 }
-# Settings measured to work better on one family than the defaults (benchmarks/RESULTS.md has
-# each measurement): a new run of that family and algorithm takes them for every field the user
-# leaves unset, and the CLI prints them. cartpole-physics: balancing needs DQN-scale update
-# counts and query data from longer episodes than uniformly random play reaches.
-# gridnav: the goal's reward model is multimodal (goals at equal distances from the visited cells),
-# and gradient steps from one start find one basin; 8 learned starts, keeping the end that fits
-# the support best, lift NR after one episode from 0.64 to 0.78 (200 iterations) at 2.1x the time
-# per iteration — on the bandit they do not help (0.71 vs 0.76 at k = 3). The encoder's Bayesian pooling
-# lifts gridnav NR from one episode from 0.57 to 0.81 (200 iterations, mean of 3 seeds); on bandit and
-# driving it is level with mean+max, on cartpole-physics worse (0.20 vs 0.50), hence gridnav's only. Trained
-# on support sets of 1-3 episodes (support_episodes_max) the gridnav encoder keeps improving with more
-# episodes (0.85-0.88 after 5 and 10, against 0.63-0.75 trained on one; level after one) — on the bandit's
-# mean+max encoder it lowered NR (0.55 vs 0.71 after one episode), so gridnav's only too. With 5 context
-# steps refining the code and model_weight=10 on top, gridnav's encoder gains on two seeds (300 iterations:
-# 0.79 / 0.83 vs 0.75 / 0.71 after one episode, online 0.90 / 0.90 vs 0.83 / 0.78) at 10 instead of 2 ms
-# per online env step. Query data from the adapted policy (eps_query=0.3) kept across iterations
-# (query_replay=2000): uniformly random query episodes from the centre rarely reach the far cells where a
-# greedy path ends, so the Q-function stopped next to the goal it had identified; with both (300 iterations,
-# seeds 0 / 1 / 2) NR after one episode 0.85 / 0.85 / 0.84 (was 0.79 /
-# 0.83 / 0.76), online 0.95 / 0.94 / 0.94 (was 0.90 / 0.90 / 0.88) at the same training time. Context MAML with
-# eps_query=0.3 alone lost (0.72 vs 0.78); with the whole recipe it gains (below).
-# cartpole-physics: the adapted return on the training tasks peaks and falls again during meta-training
-# (Q-learning's instability), so its runs keep the best check (keep_best_every=10): NR after two episodes
-# (best k) 0.48 / 0.30 / 0.45 / 0.41 -> 0.59 / 0.44 / 0.55 / 0.42 on training seeds 0-3, mean 0.41 -> 0.50
-# (benchmarks/RESULTS.md); on gridnav's encoder it changed nothing (seeds 0 / 2: the last check was the
-# best / 0.842 -> 0.835), so cartpole's only.
-# gridnav-history (gridnav with the episode's positions as memory): gridnav's encoder recommendation, with the model
-# head and the encoder reading each window's newest step (context_obs="newest") while the Q-network reads the whole
-# window — frozen NR after one episode 0.869 over training seeds 0-9 (0.846-0.894; higher on every seed, by 0.023 on
-# average) against 0.846 for gridnav's encoder without memory, online 0.962 (benchmarks/RESULTS.md, eleventh
-# session); with the encoder and the model reading whole windows too (the ninth session's try) it was level.
-# Context MAML on gridnav-history, gridnav's 8 starts with context_obs="newest": 0.841 over training seeds 0-5
-# (0.793-0.885) against 0.786 for gridnav's context MAML on seeds 0-2 (0.771 / 0.783 / 0.805 -> 0.885 / 0.866 / 0.813);
-# with the encoder's training data (support sets of 1-3 episodes, epsilon-greedy query data in a replay) 0.859 over
-# seeds 0-9 (0.839-0.889, sd 0.016), 2 episodes 0.944 (0.920), online 0.958 (0.928), for 1.5x the env steps
-# (benchmarks/RESULTS.md, twelfth session). On plain gridnav the same recipe, with the start shortlist, lifts context
-# MAML from 0.797 to 0.847 over training seeds 0-4 (0.770 / 0.789 / 0.799 / 0.763 / 0.862 -> 0.849 / 0.838 / 0.859 /
-# 0.835 / 0.852; sd 0.04 -> 0.01), 2 episodes 0.872 -> 0.927, online (warm) 0.881 -> 0.957, for 1.5x the env steps
-# and 1.5x the training time; 0.846 over seeds 0-8 (fourteenth and fifteenth sessions). That whole recipe does not
-# fit `make demo` (9 min 56 s on a slow day); with support sets of 1-2 episodes (support_episodes_max=2, 1.25x the
-# env steps) seeds 0 / 1 reach 0.843 / 0.845 (the recipe 0.849 / 0.838; without the ε-greedy replay 0.770 / 0.789;
-# the replay alone 0.831 / 0.810), so gridnav's recommendation is that (fifteenth session). Its wrong ends fit the
-# support rewards better than the true goal's context does (the model's own errors; sixteenth session: 23 of the 26
-# instances below NR 0.7 on seed 0): a reward model that reads the observed next cell (reward_model="next",
-# r(s, a, s'; c), the reward being a function of s' and the goal) and no next-observation term (model_obs_weight=0:
-# gridnav's moves do not depend on the goal, and the dynamics network is then not run) takes seeds 0-6 from 0.843 /
-# 0.845 / 0.839 / 0.845 / 0.812 / 0.833 / 0.835 (mean 0.836) to 0.861 / 0.836 / 0.846 / 0.854 / 0.856 / 0.779 / 0.862
-# (mean 0.842; higher on 5 of 7, at k = 5 on 6 of 7: 0.813 -> 0.832; 2 episodes 0.932 -> 0.923, online level) at 0.94x
-# the time per iteration: level within the seeds' spread, a little ahead after one episode and cheaper (sixteenth
-# session).
+# Settings measured to work better on one family than the defaults: a new run of that family and
+# algorithm takes them for every field the user leaves unset, and the CLI prints them (like RL-Zoo's
+# hyperparameter files). Why each is here, in short (NR after one episode unless said); every number,
+# command and seed is in benchmarks/RESULTS.md under the setting's name.
+# - cartpole-physics, context: balancing needs more meta-updates per iteration (outer_steps 32) and query
+#   data from the adapted policy kept in a replay (eps_query 0.3, query_replay 4000): 0.35 -> 0.47 on one
+#   seed. Its Q-learning peaks and falls during meta-training, so a run keeps its best check on the
+#   training tasks (keep_best_every 10): after two episodes 0.41 -> 0.50 over four seeds (no gain on gridnav).
+# - gridnav: the goal's reward model is multimodal (goals at equal distances from the visited cells) and
+#   gradient steps from one start find one basin: 8 learned starts, the end that fits the support best kept
+#   (0.64 -> 0.78 at 200 iterations; no help on the bandit). Support sets of 1-3 episodes in training
+#   (support_episodes_max) let more data help, and epsilon-greedy query data kept in a replay (eps_query 0.3,
+#   query_replay 2000) reach the far cells where greedy paths end (the encoder 0.79 / 0.83 / 0.76 -> 0.85 /
+#   0.85 / 0.84 on seeds 0-2). Context MAML takes them with support sets of 1-2 episodes (0.797 over five
+#   seeds with the starts alone -> 0.843 / 0.845 on seeds 0 / 1; with 1-3 episodes 0.846 over nine seeds,
+#   too slow for `make demo`), and a reward model that reads the observed next cell without the
+#   next-observation term (reward_model "next", model_obs_weight 0: the moves do not depend on the goal, and
+#   the dynamics network is then not run): 0.836 -> 0.842 over seven seeds at 0.94x the time per iteration.
+#   The encoder: Bayesian pooling (0.57 -> 0.81 over three seeds; worse on cartpole-physics, level on the
+#   bandit and driving) and 5 context steps refining its code on a heavier model loss (model_weight 10).
+# - gridnav-history (gridnav with the episode's positions as memory): gridnav's recommendations, the encoder
+#   and the model head reading each window's newest step while the Q-network reads the whole window
+#   (context_obs "newest"): the encoder 0.869, context MAML 0.859 over ten seeds.
 _GRIDNAV_ENCODER = {"encoder_pooling": "bayes", "support_episodes_max": 3, "inner_steps": 5, "model_weight": 10.0,
                     "eps_query": 0.3, "query_replay": 2000}
 # the encoder's training data: support sets of 1-3 episodes, epsilon-greedy query data kept in a replay
