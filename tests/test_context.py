@@ -13,7 +13,7 @@ from metadqn.adapters import ContextModelAdapter, EncoderAdapter, ModelHead, Set
 from metadqn.learner import MAMLDQN
 from metadqn.meta.iteration import outer_losses
 from metadqn.nets import NetSpec, build_qnet, init_params
-from metadqn.replay import Batch
+from metadqn.replay import Batch, Query
 from metadqn.runlog import read_metrics
 from metadqn.td import TDLoss, td_loss
 
@@ -47,10 +47,18 @@ def _model_loss(model, params, c, b):
     return total / model.members
 
 
-@pytest.mark.parametrize("reward_model,members", [("joint", 1), ("next", 1), ("joint", 3), ("next", 2)])
-def test_context_meta_gradient_equals_explicit_loop(reward_model, members):
+@pytest.mark.parametrize("reward_model,members,n_step", [("joint", 1, 1), ("next", 1, 1), ("joint", 3, 1), ("next", 2, 1),
+                                                      ("joint", 1, 3), ("next", 2, 3)])
+def test_context_meta_gradient_equals_explicit_loop(reward_model, members, n_step):
+    """n_step 3: the outer TD loss reads the n-step part of a Query and the model loss the
+    1-step part (here other random transitions, so that mixing them up shows)."""
     net, model, params, target, lrs, adapter, support, query = _setup(reward_model=reward_model, members=members)
-    got = torch.autograd.grad(outer_losses(adapter, support, query, steps=K + 1, target=target).mean(),
+    gen, f = torch.Generator().manual_seed(9), dict(dtype=torch.float64)
+    steps_long = Batch(torch.randn(T, B, OBS, generator=gen, **f), torch.randint(0, A, (T, B), generator=gen),
+                       torch.randn(T, B, generator=gen, **f), torch.randn(T, B, OBS, generator=gen, **f),
+                       torch.rand(T, B, generator=gen, **f)) if n_step > 1 else query
+    data = Query(query, steps_long) if n_step > 1 else query
+    got = torch.autograd.grad(outer_losses(adapter, support, data, steps=K + 1, target=target).mean(),
                               [*params.values(), lrs])
     total = 0.0
     for i in range(T):
@@ -60,7 +68,7 @@ def test_context_meta_gradient_equals_explicit_loop(reward_model, members):
             c = c - lrs[min(step, K - 1)] * g
         q = query.row(i)
         total = total + td_loss(net, {**params, "context": c}, q, target={**target, "context": c.detach()}) \
-            + 0.3 * _model_loss(model, params, c, q)
+            + 0.3 * _model_loss(model, params, c, steps_long.row(i))
     want = torch.autograd.grad(total / T, [*params.values(), lrs])
     for a, b in zip(got, want):
         assert torch.allclose(a, b, atol=1e-9, rtol=1e-6)

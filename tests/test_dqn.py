@@ -10,7 +10,7 @@ from metadqn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from metadqn.rollout import epsilon_greedy
 from metadqn.td import td_loss
 from metadqn.nets import NetSpec, build_qnet, init_params
-from metadqn.replay import Batch, TaskReplay
+from metadqn.replay import Batch, Query, TaskReplay, query_parts
 
 
 def _fill(replay, rewards, dones, terms):
@@ -40,6 +40,27 @@ def test_replay_n_step_returns_stop_at_episode_end_and_newest_data():
         assert batch.discount[0, i].item() == pytest.approx(want[1])
         assert batch.next_obs[0, i, 0].item() == want[2]
     assert set(start.tolist()) == set(range(6))
+
+
+def test_outer_loss_data_with_n_step_returns_carries_the_same_transitions_one_step_long():
+    """sample_query: with n = 1 exactly sample()'s batch from the same draws; with n > 1 a Query
+    whose td part has the n-step returns and whose step part the same transitions' own reward,
+    next observation and discount (a model head's targets)."""
+    replay = TaskReplay(1, 1, 16, (1,))
+    _fill(replay, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [False, False, True, False, False, False],
+          [False, False, True, False, False, False])
+    plain = replay.sample(64, 1, 0.5, generator=torch.Generator().manual_seed(1))
+    same = replay.sample_query(64, 1, 0.5, generator=torch.Generator().manual_seed(1))
+    assert isinstance(same, Batch) and all(torch.equal(a, b) for a, b in zip(plain, same))
+    q = replay.sample_query(64, 3, 0.5, generator=torch.Generator().manual_seed(1))
+    assert isinstance(q, Query)
+    assert torch.equal(q.td.obs, plain.obs) and torch.equal(q.step.obs, plain.obs)  # the same draws
+    assert all(torch.equal(a, b) for a, b in zip(q.step, plain))                   # one step long
+    assert all(torch.equal(a, b) for a, b in zip(q.td, replay.sample(64, 3, 0.5, generator=torch.Generator().manual_seed(1))))
+    t = q.td.obs[0, :, 0].long()
+    assert torch.equal(q.step.returns[0], t.float() + 1)                           # reward of step t is t + 1
+    assert (q.td.returns[0][t == 3] == 4 + 0.5 * 5 + 0.25 * 6).all() and (t == 3).any()
+    assert query_parts(q) == (q.td, q.step) and query_parts(plain) == (plain, plain)
 
 
 def test_replay_samples_every_task_in_one_call():

@@ -161,3 +161,35 @@ def test_outer_lr_decay_scales_each_iterations_step_and_resumes_bit_exactly(tmp_
         assert torch.equal(resumed.params[k], decayed[2][k]), k
     with pytest.raises(ValueError, match="outer_lr_decay must be in"):
         MAMLDQN(family, outer_lr_decay=1.5)
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_the_outer_loss_gets_n_step_td_data_and_the_model_the_same_transitions_one_step_long(monkeypatch, n_step):
+    """Context MAML with n-step TD: every meta-update's outer loss receives a Query whose step
+    part is the query replay's own 1-step transitions (rewards, next observations) at the
+    transitions of the n-step part; with n = 1 a plain Batch, as before."""
+    import metadqn.meta.iteration as it
+    from metadqn.replay import Batch, Query
+    seen = []
+    original = it.outer_losses
+
+    def spy(adapter, support, query, **kw):
+        seen.append(query)
+        return original(adapter, support, query, **kw)
+    monkeypatch.setattr(it, "outer_losses", spy)
+    family = metadqn.make_family("gridnav", size=5)
+    train, _ = family.split(2, 0, seed=0)
+    learner = MAMLDQN(family, algo="context", n_step=n_step, outer_steps=2, **TINY)
+    learner.meta_train(train, progress=False)
+    assert len(seen) == 2
+    for q in seen:
+        if n_step == 1:
+            assert isinstance(q, Batch)
+            continue
+        assert isinstance(q, Query) and torch.equal(q.td.obs, q.step.obs) and torch.equal(q.td.action, q.step.action)
+        # gridnav's dense reward is minus the next cell's distance to the goal, scaled: one step's reward is
+        # at most 0 and the same function of the next cell wherever it comes from; n-step sums are lower
+        assert (q.step.returns <= 0).all() and (q.td.returns <= q.step.returns + 1e-6).all()
+        assert (q.td.returns < q.step.returns - 1e-6).any()
+        one = (q.step.discount - learner.config.gamma).abs() < 1e-6
+        assert one.any() and ((q.step.discount == 0) | one).all()  # 1-step discounts only

@@ -35,6 +35,21 @@ class Batch(NamedTuple):
         return Batch(self.obs[i], self.action[i], self.returns[i], self.next_obs[i], self.discount[i])
 
 
+class Query(NamedTuple):
+    """Meta-training's outer-loss data where its TD loss uses n > 1 steps: the same sampled
+    transitions with the n-step returns (``td``) and one step long (``step``: a model head's
+    targets are each transition's own reward and next observation, as in the support data it
+    adapts on). With n = 1 the outer loss gets a plain :class:`Batch`, both at once."""
+
+    td: Batch
+    step: Batch
+
+
+def query_parts(query: Batch | Query) -> tuple[Batch, Batch]:
+    """(the TD loss's batch, the 1-step batch) of outer-loss data."""
+    return (query.td, query.step) if isinstance(query, Query) else (query, query)
+
+
 class TaskReplay:
     """Ring buffers ``[row, slot, env, ...]`` holding ``capacity`` transitions per row."""
 
@@ -101,6 +116,19 @@ class TaskReplay:
         age = torch.randint(0, held, shape, generator=generator, device=self.device)  # 0 = newest
         env = torch.randint(0, self.envs_per_row, shape, generator=generator, device=self.device)
         return self._gather(age, env, n_step, gamma)
+
+    def sample_query(self, batch_size: int, n_step: int, gamma: float = 0.99,
+                     generator: torch.Generator | None = None) -> Batch | Query:
+        """Outer-loss data: :meth:`sample` with ``n_step`` returns, and where ``n_step`` > 1 the
+        same transitions one step long beside them (a :class:`Query`); the same random draws
+        either way."""
+        if n_step == 1:
+            return self.sample(batch_size, 1, gamma, generator=generator)
+        held = self._held()
+        shape = (self.n_rows, batch_size)
+        age = torch.randint(0, held, shape, generator=generator, device=self.device)
+        env = torch.randint(0, self.envs_per_row, shape, generator=generator, device=self.device)
+        return Query(self._gather(age, env, n_step, gamma), self._gather(age, env, 1, gamma))
 
     def _held(self) -> int:
         held = min(self.steps, self.slots)

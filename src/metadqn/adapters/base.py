@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..replay import Batch
+from ..replay import Batch, Query
 
 State = dict[str, torch.Tensor]
 
@@ -93,9 +93,12 @@ class Adapter(ABC):
         (``metadqn evaluate --online-warm``); by default it adapts from the prior."""
         return self.adapt(self.prior(), support, steps)
 
-    def outer_loss(self, state: State, query: Batch, *, target: dict[str, torch.Tensor] | None) -> torch.Tensor:
+    def outer_loss(self, state: State, query: Batch | Query, *,
+                   target: dict[str, torch.Tensor] | None) -> torch.Tensor:
         """Meta-training's loss for one instance's adapted ``state`` on its ``query`` data
-        (``target``: the meta target network). Methods meta-trained by differentiating
+        (``target``: the meta target network): a :class:`~metadqn.replay.Batch`, or with n-step
+        TD a :class:`~metadqn.replay.Query` (:func:`~metadqn.replay.query_parts` splits either
+        into the TD batch and the 1-step batch). Methods meta-trained by differentiating
         through :meth:`adapt` implement it."""
         raise NotImplementedError(f"{type(self).__name__} is not meta-trained through its adaptation")
 

@@ -32,7 +32,7 @@ from torch.func import vmap
 
 from ..meta.config import REWARD_MODELS
 from ..nets import Params, init_params, q_values
-from ..replay import Batch
+from ..replay import Batch, Query, query_parts
 from ..td import TDLoss, td_loss
 from .base import Adapter, State, SupportSpec
 
@@ -335,12 +335,16 @@ class ContextModelAdapter(Adapter):
     def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
         return q_values(self.net, {**self.params, "context": state["context"]}, obs)
 
-    def outer_loss(self, state: State, query: Batch, *, target: Params | None) -> torch.Tensor:
+    def outer_loss(self, state: State, query: Batch | Query, *, target: Params | None) -> torch.Tensor:
+        """The query TD loss of Q(·; c′) (n-step where the config says so) + ``model_weight`` ×
+        the model loss of c′ on the same transitions one step long (the model's targets are each
+        transition's own reward and next observation, as in the support data it adapts on)."""
         c = state["context"]
+        td_batch, step_batch = query_parts(query)
         tgt = None if target is None else {**target, "context": c.detach()}
-        td = td_loss(self.net, {**self.params, "context": c}, query, target=tgt, double=self.td.double,
+        td = td_loss(self.net, {**self.params, "context": c}, td_batch, target=tgt, double=self.td.double,
                      loss=self.td.loss)
-        return td + self.model_weight * self.model.loss(self.params, c, query, self.obs_weight)
+        return td + self.model_weight * self.model.loss(self.params, c, step_batch, self.obs_weight)
 
     def task_loss(self, state: State, task: torch.Tensor) -> torch.Tensor:
         """Squared error of the linear probe ``probe.*`` reading the task parameters off c′."""

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..meta.maml import InnerLoop, adapt
 from ..nets import Params, q_values
-from ..replay import Batch
+from ..replay import Batch, Query, query_parts
 from ..td import TDLoss, td_loss
 from .base import Adapter, State, SupportSpec
 
@@ -55,10 +55,11 @@ class GradientAdapter(Adapter):
     def q_values(self, state: State, obs: torch.Tensor) -> torch.Tensor:
         return q_values(self.net, state, obs)
 
-    def outer_loss(self, state: State, query: Batch, *, target: Params | None) -> torch.Tensor:
+    def outer_loss(self, state: State, query: Batch | Query, *, target: Params | None) -> torch.Tensor:
         """Meta-training's loss of an adapted state: the query TD loss (``target``: the meta
         target network; None: the adapted parameters themselves)."""
-        return td_loss(self.net, state, query, target=target, double=self.td.double, loss=self.td.loss)
+        td_batch, _ = query_parts(query)
+        return td_loss(self.net, state, td_batch, target=target, double=self.td.double, loss=self.td.loss)
 
     def detached(self) -> "GradientAdapter":
         lr = self.inner.lr if isinstance(self.inner.lr, (int, float)) else _detach(self.inner.lr)

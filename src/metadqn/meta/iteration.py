@@ -160,7 +160,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     for update in range(cfg.outer_steps):
         if update:  # further meta-updates on fresh minibatches of the same episodes
             support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
-        query = buffers.query.sample(cfg.query_batch, outer_n, cfg.gamma, generator=gen)
+        query = buffers.query.sample_query(cfg.query_batch, outer_n, cfg.gamma, generator=gen)
         state.optimizer.zero_grad(set_to_none=True)
         if cfg.algo == "reptile":
             with torch.no_grad():
