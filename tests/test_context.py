@@ -492,7 +492,7 @@ def test_encoder_with_learned_starts_keeps_the_best_fitting_refinement_of_the_co
     for i in range(T):
         one = support.row(i)
         ends = [adapter._descend(c, one, 2) for c in [encoder.encode(params, one), *params["context_starts"]]]
-        losses = [float(_model_loss(model, params, c, one)) for c in ends]
+        losses = [float(_model_loss(model, params, c, one).detach()) for c in ends]
         picks.add(losses.index(min(losses)))
         assert torch.allclose(adapter.adapt(adapter.prior(), one, 2)["context"], ends[losses.index(min(losses))])
     assert len(picks) > 1  # the data decide which start wins
