@@ -526,7 +526,7 @@ def test_a_familys_recommended_settings_fill_only_what_the_user_leaves_unset(tmp
     printed = capsys.readouterr().out
     assert "recommended for cartpole-physics: query_replay=4000, eps_query=0.3, envs_per_task=2" in printed
     saved = json.loads((tmp_path / "cp" / "config.json").read_text())["config"]
-    assert (saved["outer_steps"], saved["query_replay"], saved["n_train_tasks"]) == (1, 4000, 2)
+    assert (saved["outer_steps"], saved["query_replay"], saved["n_train_tasks"], saved["n_step"]) == (1, 4000, 2, 3)
 
 
 @pytest.mark.parametrize("refine", [0, 2])
