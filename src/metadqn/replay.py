@@ -112,9 +112,7 @@ class TaskReplay:
             age = torch.arange(held - 1, -1, -1, device=self.device).repeat_interleave(self.envs_per_row)
             env = torch.arange(self.envs_per_row, device=self.device).repeat(held)
             return self._gather(age.expand(self.n_rows, -1), env.expand(self.n_rows, -1), n_step, gamma)
-        shape = (self.n_rows, batch_size)
-        age = torch.randint(0, held, shape, generator=generator, device=self.device)  # 0 = newest
-        env = torch.randint(0, self.envs_per_row, shape, generator=generator, device=self.device)
+        age, env = self._draw(batch_size, held, generator)
         return self._gather(age, env, n_step, gamma)
 
     def sample_query(self, batch_size: int, n_step: int, gamma: float = 0.99,
@@ -124,11 +122,16 @@ class TaskReplay:
         either way."""
         if n_step == 1:
             return self.sample(batch_size, 1, gamma, generator=generator)
-        held = self._held()
+        age, env = self._draw(batch_size, self._held(), generator)
+        return Query(self._gather(age, env, n_step, gamma), self._gather(age, env, 1, gamma))
+
+    def _draw(self, batch_size: int, held: int,
+              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uniform (age, env) ``[row, batch]`` over the held steps (age 0 = newest)."""
         shape = (self.n_rows, batch_size)
         age = torch.randint(0, held, shape, generator=generator, device=self.device)
         env = torch.randint(0, self.envs_per_row, shape, generator=generator, device=self.device)
-        return Query(self._gather(age, env, n_step, gamma), self._gather(age, env, 1, gamma))
+        return age, env
 
     def _held(self) -> int:
         held = min(self.steps, self.slots)
