@@ -6,11 +6,12 @@ import torch
 from torch.func import vmap
 
 import metadqn
+import metadqn.meta.iteration as it
 from metadqn.adaptation import adapt_batch
 from metadqn.learner import MAMLDQN
 from metadqn.meta import InnerLoop, adapt_tasks, maml_loss
 from metadqn.nets import q_values
-from metadqn.replay import TaskReplay
+from metadqn.replay import Batch, Query, TaskReplay
 from metadqn.rollout import collect, params_q
 from metadqn.seeding import derive_seed
 
@@ -168,8 +169,6 @@ def test_the_outer_loss_gets_n_step_td_data_and_the_model_the_same_transitions_o
     """Context MAML with n-step TD: every meta-update's outer loss receives a Query whose step
     part is the query replay's own 1-step transitions (rewards, next observations) at the
     transitions of the n-step part; with n = 1 a plain Batch, as before."""
-    import metadqn.meta.iteration as it
-    from metadqn.replay import Batch, Query
     seen = []
     original = it.outer_losses
 

@@ -107,12 +107,7 @@ class TaskReplay:
         """``batch_size`` transitions per row, uniformly (with replacement) from every held step
         of each environment, with n-step returns; ``batch_size=0``: every held transition of
         each row once, oldest first."""
-        held = self._held()
-        if batch_size == 0:
-            age = torch.arange(held - 1, -1, -1, device=self.device).repeat_interleave(self.envs_per_row)
-            env = torch.arange(self.envs_per_row, device=self.device).repeat(held)
-            return self._gather(age.expand(self.n_rows, -1), env.expand(self.n_rows, -1), n_step, gamma)
-        age, env = self._draw(batch_size, held, generator)
+        age, env = self._draw(batch_size, generator)
         return self._gather(age, env, n_step, gamma)
 
     def sample_query(self, batch_size: int, n_step: int, gamma: float = 0.99,
@@ -120,14 +115,17 @@ class TaskReplay:
         """Outer-loss data: :meth:`sample` with ``n_step`` returns, and where ``n_step`` > 1 the
         same transitions one step long beside them (a :class:`Query`); the same random draws
         either way."""
-        if n_step == 1:
-            return self.sample(batch_size, 1, gamma, generator=generator)
-        age, env = self._draw(batch_size, self._held(), generator)
-        return Query(self._gather(age, env, n_step, gamma), self._gather(age, env, 1, gamma))
+        age, env = self._draw(batch_size, generator)
+        td = self._gather(age, env, n_step, gamma)
+        return td if n_step == 1 else Query(td, self._gather(age, env, 1, gamma))
 
-    def _draw(self, batch_size: int, held: int,
-              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uniform (age, env) ``[row, batch]`` over the held steps (age 0 = newest)."""
+    def _draw(self, batch_size: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(age, env) ``[row, batch]`` of the transitions :meth:`sample` takes (age 0 = newest)."""
+        held = self._held()
+        if batch_size == 0:
+            age = torch.arange(held - 1, -1, -1, device=self.device).repeat_interleave(self.envs_per_row)
+            env = torch.arange(self.envs_per_row, device=self.device).repeat(held)
+            return age.expand(self.n_rows, -1), env.expand(self.n_rows, -1)
         shape = (self.n_rows, batch_size)
         age = torch.randint(0, held, shape, generator=generator, device=self.device)
         env = torch.randint(0, self.envs_per_row, shape, generator=generator, device=self.device)
