@@ -8,7 +8,8 @@
 # encoder) pick what is trained, JOBS (default: all at once) how many run at a time, DEADLINE (seconds,
 # default none) stops waiting; MD is the metadqn command (default metadqn; e.g. "metadqn --import my.py").
 # One line per run in OUT/results.txt: best frozen NR after one episode (k = 5 or 10), NR at k = 0/5/10
-# after 1 and 2 episodes, warm online NR, training and evaluation seconds.
+# after 1 and 2 episodes, warm online NR, training and evaluation seconds; at the end, per NAME, the
+# mean over its seeds with a 95% t-interval (SUMMARY lines).
 OUT=${1:?usage: seeds.sh OUT SPEC...}; shift; mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 one() {  # one NAME SEED [--set ...]; DEV=cuda for the GPU
@@ -38,3 +39,24 @@ done
 while [ -n "$(jobs -r)" ] && { [ -z "$DEADLINE" ] || [ $(( $(date +%s) - t0 )) -lt $DEADLINE ]; }; do sleep 5; done
 echo "elapsed $(( $(date +%s) - t0 )) s, still running: $(jobs -r | wc -l)" >> $OUT/results.txt
 cat $OUT/results.txt
+# Over the runs in OUT/results.txt (this call's and any earlier one's), per NAME: the mean of the best
+# frozen NR after one episode across training seeds, its 95% t-interval, and how many reach 0.85.
+python3 - $OUT/results.txt <<'PY'
+import re, statistics, sys
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"RESULT (\S+) s(\d+) best=([-\d.]+)", line)
+    if m:
+        runs.setdefault(m[1], {})[int(m[2])] = float(m[3])  # a seed run twice: its last line
+for name, by_seed in runs.items():
+    x = list(by_seed.values())
+    mean, n = statistics.fmean(x), len(x)
+    ci = ""
+    if n > 1:
+        half = (T95[n - 2] if n - 1 <= len(T95) else 1.96) * statistics.stdev(x) / n ** 0.5
+        ci = f" [{mean - half:.3f}, {mean + half:.3f}] (95% t-interval over seeds)"
+    print(f"SUMMARY {name}: best frozen NR after one episode, mean of {n} seed(s) {mean:.3f}{ci}; "
+          f">= 0.85 on {sum(v >= 0.85 for v in x)} of {n}")
+PY
