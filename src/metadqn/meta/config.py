@@ -35,7 +35,8 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 #   training tasks (keep_best_every 10): after two episodes 0.41 -> 0.50 over four seeds (no gain on gridnav).
 #   3-step returns in the outer TD loss (n_step 3, as the single-task DQN that solves CartPole uses), with
 #   the model head fitting 1-step transitions: after two episodes 0.525 over six runs -> 0.816 / 1.044 /
-#   0.655 on seeds 0-2 (on gridnav, whose query replay is further off-policy, n_step 4 lost: 0.73 / 0.80).
+#   0.655 / 0.799 / 1.006 on seeds 0-4 (on gridnav, whose query replay is further off-policy, n_step 4
+#   lost: 0.73 / 0.80).
 # - gridnav: the goal's reward model is multimodal (goals at equal distances from the visited cells) and
 #   gradient steps from one start find one basin: 8 learned starts, the end that fits the support best kept
 #   (0.64 -> 0.78 at 200 iterations; no help on the bandit). Support sets of 1-3 episodes in training
