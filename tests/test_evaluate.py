@@ -170,6 +170,36 @@ def test_cli_evaluate_writes_json_report_and_plots(tiny_run, tmp_path, capsys):
     assert main(["evaluate", str(run), "--baselines", "bogus"]) == 2
 
 
+def test_a_second_evaluation_keeps_the_first_ones_report_and_says_where(tiny_run, capsys):
+    from metadqn.report import REPORT_FILES
+    _, run = tiny_run
+    argv = ["evaluate", str(run), "--seeds", "1", "--budgets", "1", "--baselines", "", "--eval-episodes", "1", "--quiet"]
+    assert main([*argv, "--steps", "0"]) == 0
+    first = (run / "evaluation.json").read_text()
+    earlier = set((run / "evaluations").glob("*"))
+    capsys.readouterr()
+    assert main([*argv, "--steps", "0,1"]) == 0
+    (kept,) = set((run / "evaluations").glob("*")) - earlier
+    assert f"the earlier evaluation's report in {run} is kept in {kept}" in capsys.readouterr().err
+    assert sorted(p.name for p in kept.iterdir()) == sorted(REPORT_FILES)
+    assert (kept / "evaluation.json").read_text() == first  # the first evaluation, unchanged
+    assert json.loads((run / "evaluation.json").read_text())["steps"] == [0, 1]  # the new one in its place
+
+
+def test_reports_written_within_one_second_are_kept_apart(tmp_path):
+    import os
+    from metadqn.report import keep_earlier_report
+    assert keep_earlier_report(tmp_path) is None  # nothing to keep
+    kept = []
+    for text in ("first", "second"):
+        (tmp_path / "report.md").write_text(text)
+        os.utime(tmp_path / "report.md", (1_700_000_000, 1_700_000_000))
+        kept.append(keep_earlier_report(tmp_path))
+    assert kept[0] != kept[1] and kept[1].name == kept[0].name + "-2"
+    assert [(k / "report.md").read_text() for k in kept] == ["first", "second"]
+    assert not (tmp_path / "report.md").exists()
+
+
 def test_headline_has_no_gain_line_without_a_zero_shot_number():
     from metadqn.report import headline
     cell = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}

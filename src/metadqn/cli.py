@@ -237,7 +237,7 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig, evaluate
     from .learner import MAMLDQN
-    from .report import headline, write_report
+    from .report import headline, keep_earlier_report, write_report
     from .runs import more_test_tasks, warn_if_edited
     run = Path(args.run)
     learner = MAMLDQN.load(run, device=args.device)
@@ -266,6 +266,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
     report_dir = run if run.is_dir() else run.parent
+    earlier = keep_earlier_report(report_dir)
+    if earlier is not None:
+        print(f"metadqn: note: the earlier evaluation's report in {report_dir} is kept in {earlier}", file=sys.stderr)
     path = write_report(result, report_dir)
     print(f"report: {path}")
     for line in headline(result):

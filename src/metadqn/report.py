@@ -5,10 +5,13 @@ of NR(k) − NR(0), where negative adaptation shows up as mass left of zero)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
 TARGET_NR = 0.85
+REPORT_FILES = ("report.md", "evaluation.json", "nr_vs_steps.png", "nr_vs_budget.png", "adaptation_hist.png")
+EARLIER_REPORTS = "evaluations"  # where an earlier evaluation's files go when a new one is written
 LIMIT_FRACTION = 0.95  # where the information limit is computed, the target is at most this fraction of it
 
 
@@ -133,10 +136,31 @@ def headline(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def keep_earlier_report(out_dir: str | Path) -> Path | None:
+    """Move the files of an earlier evaluation in ``out_dir`` (:data:`REPORT_FILES`) into
+    ``out_dir/evaluations/<when they were written>/``, so that writing a new report loses
+    nothing; returns that folder, or None where ``out_dir`` holds no report."""
+    out = Path(out_dir)
+    present = [name for name in REPORT_FILES if (out / name).is_file()]
+    if not present:
+        return None
+    written = max((out / name).stat().st_mtime for name in present)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(written))
+    dest, n = out / EARLIER_REPORTS / stamp, 2
+    while dest.exists():  # two evaluations within a second
+        dest, n = out / EARLIER_REPORTS / f"{stamp}-{n}", n + 1
+    dest.mkdir(parents=True)
+    for name in present:
+        (out / name).replace(dest / name)
+    return dest
+
+
 def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
-    """Write ``report.md``, ``evaluation.json`` and the plots into ``out_dir``; returns the report path."""
+    """Write ``report.md``, ``evaluation.json`` and the plots into ``out_dir``; returns the report
+    path. An earlier report there is moved aside first (:func:`keep_earlier_report`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    keep_earlier_report(out)
     b0 = min(result["budgets"])
     kmax = max(result["steps"])
     k_hist = 1 if 1 in result["steps"] else kmax
@@ -205,4 +229,4 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
     return path
 
 
-__all__ = ["headline", "write_report"]
+__all__ = ["REPORT_FILES", "headline", "keep_earlier_report", "write_report"]
