@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 TARGET_NR = 0.85
+LIMIT_FRACTION = 0.95  # where the information limit is computed, the target is at most this fraction of it
 REPORT_FILES = ("report.md", "evaluation.json", "nr_vs_steps.png", "nr_vs_budget.png", "adaptation_hist.png")
 EARLIER_REPORTS = "evaluations"  # where an earlier evaluation's files go when a new one is written
-LIMIT_FRACTION = 0.95  # where the information limit is computed, the target is at most this fraction of it
 
 
 def target_nr(limit: float | None) -> float:
