@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 TARGET_NR = 0.85
 LIMIT_FRACTION = 0.95  # where the information limit is computed, the target is at most this fraction of it
+# every file write_report writes (it takes their names from here, so keep_earlier_report moves them all)
 REPORT_FILES = ("report.md", "evaluation.json", "nr_vs_steps.png", "nr_vs_budget.png", "adaptation_hist.png")
 EARLIER_REPORTS = "evaluations"  # where an earlier evaluation's files go when a new one is written
 
@@ -161,13 +162,14 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keep_earlier_report(out)
+    report_md, evaluation_json, steps_png, budget_png, hist_png = REPORT_FILES
     b0 = min(result["budgets"])
     kmax = max(result["steps"])
     k_hist = 1 if 1 in result["steps"] else kmax
-    plot_nr_vs_steps(result, out / "nr_vs_steps.png", b0)
-    plot_nr_vs_budget(result, out / "nr_vs_budget.png", kmax)
-    plot_gain_hist(result, out / "adaptation_hist.png", k_hist)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+    plot_nr_vs_steps(result, out / steps_png, b0)
+    plot_nr_vs_budget(result, out / budget_png, kmax)
+    plot_gain_hist(result, out / hist_png, k_hist)
+    (out / evaluation_json).write_text(json.dumps(result, indent=2))
     ref = result["references"]
     lines = [f"# Fast-adaptation report: `{result['family']}`", "",
              f"{result['n_test_tasks']} held-out tasks × {result['seeds']} seeds; greedy return over "
@@ -221,10 +223,10 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
     if tuned:
         lines += ["", "Baselines' step size and exploration, tuned on training tasks: " + "; ".join(
             f"{n}: lr={t['lr']:g}, epsilon={t['epsilon']:g}" for n, t in tuned.items()) + "."]
-    lines += ["", "## Plots", "", "![NR vs adaptation steps](nr_vs_steps.png)", "",
-              "![NR vs new-task episodes](nr_vs_budget.png)", "",
-              "![per-task adaptation](adaptation_hist.png)", ""]
-    path = out / "report.md"
+    lines += ["", "## Plots", "", f"![NR vs adaptation steps]({steps_png})", "",
+              f"![NR vs new-task episodes]({budget_png})", "",
+              f"![per-task adaptation]({hist_png})", ""]
+    path = out / report_md
     path.write_text("\n".join(lines))
     return path
 
