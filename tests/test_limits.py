@@ -258,3 +258,14 @@ def test_gridnav_pixels_has_the_same_posterior_and_limits_as_gridnav_seen_as_coo
     for kind, episodes in (("frozen", 1), ("online", 1), ("online", 0)):
         assert np.allclose(limit_returns(pixels, tasks, kind=kind, runs_per_task=2, episodes=episodes, seed=4),
                            limit_returns(coords, twins, kind=kind, runs_per_task=2, episodes=episodes, seed=4))
+
+
+def test_a_timed_familys_limits_are_its_base_familys_on_the_same_episodes():
+    base = metadqn.make_family("gridnav", size=5)
+    family = metadqn.families.with_time(base)
+    tasks = base.sample_tasks(4, seed=3)
+    for kind in ("frozen", "online"):
+        timed = limit_returns(family, tasks, kind=kind, runs_per_task=2, episodes=1, seed=1)
+        plain = limit_returns(base, tasks, kind=kind, runs_per_task=2, episodes=1, seed=1)
+        assert timed.shape == (4, 2)
+        np.testing.assert_allclose(timed, plain)  # the same support episodes, read without t / H

@@ -8,9 +8,10 @@ any Gymnasium environment into one.
 """
 
 from .tasks import (BatchedEnv, GymnasiumFamily, HistoryFamily, MissingExtra, Param, StepResult, Task, TaskEnv,
-                    TaskError, TaskFamily, UserCodeError, from_gymnasium, list_families, make_family, register_family, with_history)
+                    TaskError, TaskFamily, TimeFamily, UserCodeError, from_gymnasium, list_families, make_family,
+                    register_family, with_history, with_time, without_time)
 from .tasks.gym_adapter import acrobot_physics, highway, lunarlander_physics
 
 __all__ = ["BatchedEnv", "GymnasiumFamily", "HistoryFamily", "MissingExtra", "Param", "StepResult", "Task", "TaskEnv",
-           "TaskError", "TaskFamily", "UserCodeError", "acrobot_physics", "from_gymnasium", "highway", "list_families",
-           "lunarlander_physics", "make_family", "register_family", "with_history"]
+           "TaskError", "TaskFamily", "TimeFamily", "UserCodeError", "acrobot_physics", "from_gymnasium", "highway",
+           "list_families", "lunarlander_physics", "make_family", "register_family", "with_history", "with_time", "without_time"]

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..plugins import import_plugin, imported
 from ..tasks import TaskFamily
+from ..tasks.history import WrappedFamily
 from ..tasks.gym_adapter import EnvFn, GymnasiumFamily, sync_vector
 from .cluster import ScaleError, cluster_cpus, connect, require_ray
 
@@ -60,7 +61,10 @@ def check_family(family: TaskFamily) -> None:
 @contextmanager
 def rollout_workers(family: TaskFamily, workers: RolloutWorkers | None) -> Iterator[None]:
     """Inside, every ``family.make_batched`` (training, evaluation, baselines) steps its envs on
-    one pool of ``workers`` actors, started once; nothing changes when ``workers`` is None or 0."""
+    one pool of ``workers`` actors, started once; nothing changes when ``workers`` is None or 0.
+    A wrapped family (``with_time``, ``with_history``) steps its base family's envs: those go to the pool."""
+    while isinstance(family, WrappedFamily):
+        family = family.base
     if workers is None or workers.n == 0 or isinstance(getattr(family, "vector_env", None), WorkerPool):
         yield  # nothing asked for, or already inside a pool for this family
         return

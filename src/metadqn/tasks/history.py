@@ -1,4 +1,15 @@
-"""Observation histories: any family whose observations are the last ``window`` steps.
+"""Observation wrappers: a family whose observations add what the agent knows of its own episode.
+
+``with_time(family)`` appends the elapsed fraction of the episode, t / H, to a vector
+observation (as Gymnasium's ``TimeAwareObservation``): the environment, its tasks, rewards,
+random draws and information limits are the base family's, so with the same seed it produces
+the same episodes. A policy frozen after adaptation may then depend on the step as well as the
+observation — a plan in time, as the frozen information limit's plan is — and the Q-values of a
+finite-horizon task become a function of what the Q-network reads (Pardo et al. 2018, "Time
+limits in reinforcement learning"). Meta-training turns it on with ``MetaConfig.time_feature``.
+
+Observation histories: ``with_history(family, window)``, any family whose observations are the
+last ``window`` steps.
 
 ``with_history(family, window)`` wraps a family with vector observations ``[D]`` into one
 whose observation is ``[window, D + 1]``: the last ``window`` observations of the current
@@ -24,26 +35,16 @@ from .base import BatchedEnv, Param, StepResult, Task, TaskError, TaskFamily
 from .gridnav import GridNavFamily
 
 
-class HistoryFamily(TaskFamily):
-    """``base`` with observations ``[window, D + 1]`` (see the module docstring)."""
+class WrappedFamily(TaskFamily):
+    """``base``'s tasks, parameters, returns and information limits under other observations
+    (the subclass's batched env); :meth:`newest_steps` maps support data back to ``base``'s."""
 
-    def __init__(self, base: TaskFamily, window: int, name: str | None = None,
-                 description: str | None = None, options: Mapping[str, Any] | None = None) -> None:
-        if len(base.observation_space.shape) != 1:
-            raise TaskError(f"with_history needs vector observations; {base.name!r} has shape "
-                            f"{list(base.observation_space.shape)}")
-        if int(window) < 1:
-            raise TaskError(f"window must be >= 1, got {window}")
-        self.base, self.window = base, int(window)
-        self.name = name or f"{base.name}+history{self.window}"
-        self.description = description or f"{base.name} with the last {self.window} observations as observation"
+    def __init__(self, base: TaskFamily, *, name: str, description: str, options: Mapping[str, Any],
+                 observation_space: gym.spaces.Box) -> None:
+        self.base, self.name, self.description = base, name, description
         self.max_episode_steps = base.max_episode_steps
-        self.options = dict(options) if options is not None else {**base.options, "window": self.window}
-        low = np.concatenate((np.minimum(base.observation_space.low, 0.0), [0.0])).astype(np.float32)
-        high = np.concatenate((np.maximum(base.observation_space.high, 0.0), [1.0])).astype(np.float32)
-        self.observation_space = gym.spaces.Box(np.tile(low, (self.window, 1)), np.tile(high, (self.window, 1)),
-                                                dtype=np.float32)
-        self.action_space = base.action_space
+        self.options = dict(options)
+        self.observation_space, self.action_space = observation_space, base.action_space
         super().__init__(None)
 
     def _param_specs(self) -> tuple[Param, ...]:
@@ -62,16 +63,12 @@ class HistoryFamily(TaskFamily):
         return self.base.random_return(self._inner(self.validate_task(task)))
 
     def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Support data in the base family's terms: each window's newest step, less its flag."""
-        out = dict(data)
-        for key in ("obs", "next_obs"):
-            if key in out:
-                out[key] = np.asarray(out[key])[..., -1, :-1]
-        return out
+        """Support data ``obs``/``next_obs`` in the base family's terms."""
+        raise NotImplementedError
 
-    # A history adds memory of the agent's own observations, not task information: the limits are
-    # the base family's where, like gridnav's and the bandit's, they are over policies that may
-    # depend on the whole history already.
+    # The wrappers add what the agent knows of its own episode, not task information: the limits
+    # are the base family's where, like gridnav's and the bandit's, they are over policies that
+    # may depend on the whole history already.
     def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
         return self.base.frozen_limit_return(self._inner(self.validate_task(task)), self.newest_steps(data))
 
@@ -83,24 +80,141 @@ class HistoryFamily(TaskFamily):
         return self.base.online_limit_returns([self._inner(self.validate_task(t)) for t in tasks],
                                               [self.newest_steps(d) for d in data])
 
+    def render_text(self, env: BatchedEnv) -> str:
+        return self.base.render_text(env.inner)
+
+
+class WrappedBatched(BatchedEnv):
+    """The base family's batched env (``inner``, seeded with ``inner_seed``), stepped by the
+    subclass's :meth:`reset` and :meth:`step`."""
+
+    def __init__(self, family: WrappedFamily, tasks: Sequence[Task], envs_per_task: int,
+                 device: Any, seed: int | None, dtype: torch.dtype, inner_seed: Any) -> None:
+        super().__init__(family, tasks, envs_per_task, device, seed, dtype)
+        self.inner = family.base.make_batched([family._inner(t) for t in self.tasks], envs_per_task, device,
+                                              inner_seed(self), dtype)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    # the base class's hooks are not used: stepping is delegated to the inner env
+    def _reset_where(self, mask: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _transition(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class TimeFamily(WrappedFamily):
+    """``base`` with t / H appended to its vector observations (see the module docstring). Its
+    name and options are ``base``'s: tasks, splits and saved runs are the base family's."""
+
+    def __init__(self, base: TaskFamily) -> None:
+        if len(base.observation_space.shape) != 1:
+            raise TaskError(f"with_time needs vector observations; {base.name!r} has shape "
+                            f"{list(base.observation_space.shape)}")
+        low = np.concatenate((base.observation_space.low, [0.0])).astype(np.float32)
+        high = np.concatenate((base.observation_space.high, [1.0])).astype(np.float32)
+        super().__init__(base, name=base.name, description=f"{getattr(base, 'description', base.name)} (and t / H observed)",
+                         options=base.options, observation_space=gym.spaces.Box(low, high, dtype=np.float32))
+
+    def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = dict(data)
+        for key in ("obs", "next_obs"):
+            if key in out:
+                out[key] = np.asarray(out[key])[..., :-1]
+        return out
+
+    def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
+                     device: str | torch.device = "cpu", seed: int | None = None,
+                     dtype: torch.dtype = torch.float32) -> "TimeBatched":
+        return TimeBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
+
+
+class TimeBatched(WrappedBatched):
+    """The base family's batched env, seeded as it would be alone, with t / H observed."""
+
+    def __init__(self, family: TimeFamily, tasks: Sequence[Task], envs_per_task: int,
+                 device: Any, seed: int | None, dtype: torch.dtype) -> None:
+        seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        super().__init__(family, tasks, envs_per_task, device, seed, dtype, inner_seed=lambda env: seed)
+
+    def _timed(self, obs: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        return torch.cat((obs, (elapsed.to(obs.dtype) / self.max_episode_steps).unsqueeze(-1)), dim=-1)
+
+    def seed(self, seed: int) -> None:
+        super().seed(seed)
+        if hasattr(self, "inner"):
+            self.inner.seed(seed)
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        if seed is not None:
+            self.seed(seed)
+        self._started = True
+        return self._timed(self.inner.reset(), self.inner.elapsed)
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        if not self._started:
+            raise TaskError("call reset() before step()")
+        out = self.inner.step(self._check_actions(actions))
+        return StepResult(self._timed(out.obs, self.inner.elapsed), out.reward, out.terminated, out.truncated,
+                          self._timed(out.next_obs, out.episode_length), out.episode_return, out.episode_length)
+
+    def _observe(self) -> torch.Tensor:
+        return self._timed(self.inner._observe(), self.inner.elapsed)
+
+
+def with_time(family: TaskFamily) -> TimeFamily:
+    """``family`` with the elapsed fraction of the episode t / H appended to its observations
+    (the same tasks, name, options and episodes; see the module docstring)."""
+    return family if isinstance(family, TimeFamily) else TimeFamily(family)
+
+
+def without_time(family: TaskFamily) -> TaskFamily:
+    """The family :func:`with_time` wrapped (``family`` itself where it is not such a wrapper)."""
+    return family.base if isinstance(family, TimeFamily) else family
+
+
+class HistoryFamily(WrappedFamily):
+    """``base`` with observations ``[window, D + 1]`` (see the module docstring)."""
+
+    def __init__(self, base: TaskFamily, window: int, name: str | None = None,
+                 description: str | None = None, options: Mapping[str, Any] | None = None) -> None:
+        if len(base.observation_space.shape) != 1:
+            raise TaskError(f"with_history needs vector observations; {base.name!r} has shape "
+                            f"{list(base.observation_space.shape)}")
+        if int(window) < 1:
+            raise TaskError(f"window must be >= 1, got {window}")
+        self.window = int(window)
+        low = np.concatenate((np.minimum(base.observation_space.low, 0.0), [0.0])).astype(np.float32)
+        high = np.concatenate((np.maximum(base.observation_space.high, 0.0), [1.0])).astype(np.float32)
+        super().__init__(base, name=name or f"{base.name}+history{self.window}",
+                         description=description or f"{base.name} with the last {self.window} observations as observation",
+                         options=dict(options) if options is not None else {**base.options, "window": self.window},
+                         observation_space=gym.spaces.Box(np.tile(low, (self.window, 1)), np.tile(high, (self.window, 1)),
+                                                          dtype=np.float32))
+
+    def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Support data in the base family's terms: each window's newest step, less its flag."""
+        out = dict(data)
+        for key in ("obs", "next_obs"):
+            if key in out:
+                out[key] = np.asarray(out[key])[..., -1, :-1]
+        return out
+
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
                      device: str | torch.device = "cpu", seed: int | None = None,
                      dtype: torch.dtype = torch.float32) -> "HistoryBatched":
         return HistoryBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
 
-    def render_text(self, env: BatchedEnv) -> str:
-        return self.base.render_text(env.inner)
 
-
-class HistoryBatched(BatchedEnv):
+class HistoryBatched(WrappedBatched):
     """The base family's batched env, with a rolling window of its observations."""
 
     def __init__(self, family: HistoryFamily, tasks: Sequence[Task], envs_per_task: int,
                  device: Any, seed: int | None, dtype: torch.dtype) -> None:
-        super().__init__(family, tasks, envs_per_task, device, seed, dtype)
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
-        self.inner = family.base.make_batched([family._inner(t) for t in self.tasks], envs_per_task, device,
-                                              seed, dtype)
+        super().__init__(family, tasks, envs_per_task, device, seed, dtype,
+                         inner_seed=lambda env: int(torch.randint(0, 2**31 - 1, (1,), generator=env.generator)))
         self.history = torch.zeros((*self.batch_shape, *self.obs_shape), device=self.device)
 
     def _push(self, history: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
@@ -130,18 +244,8 @@ class HistoryBatched(BatchedEnv):
         return StepResult(self.history.clone(), out.reward, out.terminated, out.truncated, next_history,
                           out.episode_return, out.episode_length)
 
-    def close(self) -> None:
-        self.inner.close()
-
-    # the base class's hooks are not used: stepping is delegated to the inner env
-    def _reset_where(self, mask: torch.Tensor) -> None:
-        raise NotImplementedError
-
     def _observe(self) -> torch.Tensor:
         return self.history
-
-    def _transition(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
 
 
 def with_history(family: TaskFamily, window: int, name: str | None = None) -> HistoryFamily:
