@@ -351,12 +351,12 @@ def test_online_adaptation_that_never_fires_in_the_episode_equals_frozen_adaptat
     train, test = family.split(4, 3, seed=0)
     learner = MAMLDQN(family, **_tiny(iterations=3, eval_every=0, checkpoint_every=0))
     learner.meta_train(train, progress=False)
-    adapter, h = learner.adapter(), family.max_episode_steps
-    frozen = adaptation_curve(adapter, family, test, runs_per_task=2, episodes=1, steps=(5,), eval_episodes=1,
+    adapter, h, view = learner.adapter(), family.max_episode_steps, learner.family  # gridnav's: with t / H
+    frozen = adaptation_curve(adapter, view, test, runs_per_task=2, episodes=1, steps=(5,), eval_episodes=1,
                               seed=4)[5]
-    late, _ = online_curve(adapter, family, test, runs_per_task=2, episodes=1, steps=5, every=h, seed=4)
+    late, _ = online_curve(adapter, view, test, runs_per_task=2, episodes=1, steps=5, every=h, seed=4)
     assert torch.equal(late, frozen)
-    live, ms = online_curve(adapter, family, test, runs_per_task=2, episodes=0, steps=5, every=1, seed=4)
+    live, ms = online_curve(adapter, view, test, runs_per_task=2, episodes=0, steps=5, every=1, seed=4)
     assert live.shape == (3, 2) and ms > 0
     # the protocol's online section: the step count it was asked for, both budgets, the online limit
     result = metadqn.evaluate(learner, test, baselines=[], config=metadqn.EvalConfig(
@@ -433,8 +433,8 @@ def test_every_k_is_adapted_from_the_prior_not_from_the_previous_k(starts):
     learner = MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=starts))
     learner.meta_train(train, progress=False)
     kw = dict(runs_per_task=2, episodes=1, seed=4)
-    together = adapt_instances(learner.adapter(), family, test, steps=(1, 6), **kw)[6]["context"]
-    alone = adapt_instances(learner.adapter(), family, test, steps=(6,), **kw)[6]["context"]
+    together = adapt_instances(learner.adapter(), learner.family, test, steps=(1, 6), **kw)[6]["context"]
+    alone = adapt_instances(learner.adapter(), learner.family, test, steps=(6,), **kw)[6]["context"]
     assert not learner.adapter().resumable and torch.equal(together, alone)
 
 

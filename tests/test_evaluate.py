@@ -220,3 +220,22 @@ def test_headline_has_no_gain_line_without_a_zero_shot_number():
     result["references"]["limit"] = {"nr": {"1": {**cell, "mean": 0.52}}}
     assert "context: best NR within 10 adaptation steps after 1 episode = 0.500 (target ≥ 0.49, 95% of the limit: " \
         "met)" in headline(result)
+
+
+def test_a_learner_that_reads_time_is_evaluated_in_its_view_beside_one_that_does_not(tiny_run):
+    learner, _ = tiny_run
+    timed = MAMLDQN(learner.family, algo="context", time_feature=True, iterations=2, envs_per_task=2, eval_every=0,
+                    outer_steps=2)
+    timed.meta_train(learner.train_tasks, progress=False)
+    cfg = EvalConfig(**{**TINY, "budgets": (1,)})
+    res = evaluate(learner, config=cfg, baselines=(), compare={"timed": timed}, progress=False)
+    assert res["family"] == "bandit" and set(res["methods"]) == {"maml", "timed"}
+    # the timed learner played the evaluation's own episodes, seeing t / H: its numbers are those of
+    # the protocol's data run through its view of the family
+    want = adaptation_curve(timed.adapter(), timed.family, learner.test_tasks, runs_per_task=cfg.seeds, episodes=1,
+                            steps=cfg.steps, eval_episodes=cfg.eval_episodes, seed=cfg.data_seed)
+    for k in cfg.steps:
+        assert res["methods"]["timed"]["return"]["1"][str(k)]["mean"] == pytest.approx(float(want[k].mean()))
+    # and the other way round: a timed learner's evaluation runs the plain one in the family itself
+    back = evaluate(timed, learner.test_tasks, config=cfg, baselines=(), compare={"maml": learner}, progress=False)
+    assert back["methods"]["maml"]["return"] == res["methods"]["maml"]["return"]

@@ -403,3 +403,56 @@ def test_preference_trains_and_adapts_by_the_cli_with_defaults(tmp_path, capsys)
     assert main(["adapt", str(out), "--task", '{"weights": [1.0, -1.0, 0.5]}', "--steps", "3"]) == 0
     text = capsys.readouterr().out
     assert "after 3 step(s)" in text and "oracle return" in text
+
+
+def test_with_time_is_the_same_env_with_t_over_horizon_observed():
+    from metadqn.families import TimeFamily, with_time, without_time
+    base = make_family("gridnav", size=5)
+    family = with_time(base)
+    assert isinstance(family, TimeFamily) and with_time(family) is family and without_time(family) is base
+    assert (family.name, family.options) == (base.name, base.options)  # saved runs name the family itself
+    assert family.observation_space.shape == (3,) and family.split(6, 3, seed=2) == base.split(6, 3, seed=2)
+    tasks = base.split(3, 0, seed=1)[0]
+    env, plain = family.make_batched(tasks, 2, seed=7), base.make_batched(tasks, 2, seed=7)
+    obs, want = env.reset(), plain.reset()
+    torch.testing.assert_close(obs[..., :-1], want)
+    assert torch.all(obs[..., -1] == 0)
+    gen, horizon, ends = torch.Generator().manual_seed(0), base.max_episode_steps, 0
+    steps = torch.zeros(3, 2)
+    for _ in range(3 * horizon):
+        actions = torch.randint(0, 4, (3, 2), generator=gen)
+        out, ref = env.step(actions), plain.step(actions)
+        for a, b in ((out.obs, ref.obs), (out.next_obs, ref.next_obs)):
+            torch.testing.assert_close(a[..., :-1], b)  # the same episodes, step for step
+        assert torch.equal(out.reward, ref.reward) and torch.equal(out.terminated, ref.terminated)
+        steps += 1
+        torch.testing.assert_close(out.next_obs[..., -1], steps / horizon)  # t / H of the step's successor
+        done = out.terminated | out.truncated
+        ends += int(done.sum())
+        steps = torch.where(done, torch.zeros_like(steps), steps)
+        torch.testing.assert_close(out.obs[..., -1], steps / horizon)  # 0 again after a reset
+    assert ends >= 6
+    with pytest.raises(TaskError, match="vector observations"):
+        with_time(make_family("gridnav-pixels"))
+
+
+def test_time_feature_gives_the_learner_the_timed_view_and_its_runs_reload_with_it(tmp_path):
+    from metadqn.families import TimeFamily, with_time
+    from metadqn.learner import MAMLDQN
+    family = make_family("gridnav", size=5)
+    assert MAMLDQN(family, algo="context").config.time_feature  # gridnav's context recommendation
+    assert not MAMLDQN(family, algo="encoder").config.time_feature and not MAMLDQN(family, algo="maml").config.time_feature
+    learner = MAMLDQN(family, algo="context", iterations=2, envs_per_task=1, eval_every=0, outer_steps=1,
+                      n_train_tasks=4, n_test_tasks=2, query_replay=64)
+    assert isinstance(learner.family, TimeFamily) and learner.family.base is family
+    learner.meta_train(out_dir=tmp_path, progress=False)
+    again = MAMLDQN.load(tmp_path)
+    assert isinstance(again.family, TimeFamily) and again.family.options == family.options
+    obs = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.75]])
+    state = {"context": learner.params["context"].detach()}
+    torch.testing.assert_close(again.adapter().q_values(state, obs), learner.adapter().q_values(state, obs))
+    with pytest.raises(ValueError, match="time_feature=True"):
+        MAMLDQN(with_time(family), algo="context")
+    from metadqn.adaptation import adaptation_curve  # the family it was made from: a clear error, not a shape one
+    with pytest.raises(ValueError, match=r"shape \[3\].*gives \[2\].*pass learner.family"):
+        adaptation_curve(learner.adapter(), family, family.split(4, 2)[1], runs_per_task=1, episodes=1, steps=(0,))

@@ -97,6 +97,19 @@ def adapt_batch(adapter: Adapter, support: Batch, steps: int, start: State | Non
     return vmap(lambda state, batch: adapter.adapt(state, batch, steps))(start, support)
 
 
+def check_view(adapter: Adapter, family: TaskFamily) -> None:
+    """A clear error where ``adapter``'s Q-network reads other observations than ``family``
+    gives — e.g. a learner with ``time_feature`` (it acts in ``with_time(family)``: pass
+    ``learner.family``) given the family it was made from."""
+    want = getattr(getattr(adapter, "net", None), "obs_shape", None)
+    got = tuple(family.observation_space.shape)
+    if want is not None and tuple(want) != got:
+        hint = (" — its learner reads t / H too (time_feature): pass learner.family, its view of the family"
+                if len(want) == len(got) and want[:-1] == got[:-1] and want[-1] == got[-1] + 1 else "")
+        raise ValueError(f"{adapter.name}'s Q-network reads observations of shape {list(want)}, but family "
+                         f"{family.name!r} gives {list(got)}{hint}")
+
+
 def new_task_data(family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: int, episodes: int,
                   adapter: Adapter | None, seed: int = 0, device: str | torch.device = "cpu",
                   extra_capacity: int = 0) -> tuple[TaskReplay, torch.Generator]:
@@ -105,6 +118,8 @@ def new_task_data(family: TaskFamily, tasks: Sequence[Task], *, runs_per_task: i
     continues with. ``adapter=None`` acts uniformly at random: with the same seed, the very
     data every method whose ``support.epsilon`` is 1 collects (the information limit is
     computed from it). ``episodes=0`` leaves the replay empty."""
+    if adapter is not None:
+        check_view(adapter, family)
     env = family.make_batched(tasks, runs_per_task, device=device, seed=derive_seed(seed, "support-env"))
     buf = TaskReplay(len(tasks) * runs_per_task, 1, episodes * family.max_episode_steps + extra_capacity,
                      env.obs_shape, device)
@@ -211,5 +226,5 @@ def online_curve(adapter: Adapter, family: TaskFamily, tasks: Sequence[Task], *,
     return returns.view(len(tasks), runs_per_task), 1000 * cost / horizon
 
 
-__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "broadcast", "choose_batch",
+__all__ = ["LAYOUTS", "adapt_batch", "adapt_instances", "adaptation_curve", "broadcast", "check_view", "choose_batch",
            "collect_support", "instance_q", "new_task_data", "online_curve", "sample_support"]

@@ -34,7 +34,7 @@ from .nets import build_qnet, init_params
 from .progress import ProgressBar
 from .seeding import derive_seed
 from .stats import interval, normalized
-from .tasks import Task, TaskFamily
+from .tasks import Task, TaskFamily, without_time
 from .td import TDLoss
 
 BASELINES = ("multitask", "scratch", "oracle")
@@ -122,15 +122,19 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
         overrides["baselines"] = tuple(baselines)
     if overrides:
         cfg = replace(cfg, **overrides)
-    family, device = learner.family, learner.device
+    # the baselines, random and oracle returns and the limits use the family itself; each learner is
+    # evaluated on the view of it its networks read (with_time where its config has time_feature)
+    family, device = without_time(learner.family), learner.device
     tasks = [family.validate_task(t) for t in (test_tasks if test_tasks is not None else learner.test_tasks)]
     if not tasks:
         raise ValueError("no held-out test tasks: pass test_tasks or meta-train with n_test_tasks > 0")
     train = list(learner.train_tasks)
     learners = {learner.config.algo: learner, **(compare or {})}
+    views = {name: other.family for name, other in learners.items()}
     for name, other in learners.items():
-        if other.family.name != family.name or other.family.options != family.options:
-            raise ValueError(f"{name} was trained on {other.family.name} {other.family.options}, not on "
+        base = without_time(other.family)
+        if base.name != family.name or base.options != family.options:
+            raise ValueError(f"{name} was trained on {base.name} {base.options}, not on "
                              f"{family.name} {family.options}")
         overlap = {t.key() for t in tasks} & {t.key() for t in other.train_tasks}
         if overlap:
@@ -183,11 +187,11 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
     if cfg.safeguard:
         adapters = {name: with_safeguard(a) for name, a in adapters.items()}
     methods, gains = evaluate_adapters(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device,
-                                       progress=progress)
+                                       progress=progress, views=views)
     limit = information_limit(family, tasks, kind="frozen", budgets=cfg.budgets, rand=rand, oracle=oracle, cfg=cfg,
                               device=device)
     online = evaluate_online(family, adapters, tasks, rand=rand, oracle=oracle, cfg=cfg, device=device,
-                             progress=progress) if cfg.online else None
+                             progress=progress, views=views) if cfg.online else None
     if limit is not None:
         for entry in methods.values():
             entry["fraction_of_limit"] = {b: {k: c["mean"] / limit[b]["mean"] for k, c in cells.items()}
@@ -259,10 +263,11 @@ def information_limit(family: TaskFamily, tasks: Sequence[Task], *, kind: str, b
 
 def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: Sequence[Task], *, rand: np.ndarray,
                     oracle: np.ndarray, cfg: EvalConfig, device: str | torch.device = "cpu",
-                    progress: bool | None = None) -> dict[str, Any]:
+                    progress: bool | None = None, views: Mapping[str, TaskFamily] | None = None) -> dict[str, Any]:
     """Online adaptation of every adapter that supports it (kept apart from the frozen numbers):
     per support budget, NR of one greedy episode that re-adapts every ``online_every`` env steps
-    on all data so far, the cost in ms per env step, and the online information limit."""
+    on all data so far, the cost in ms per env step, and the online information limit. ``views``:
+    the family an adapter acts in where it is not ``family`` itself (a ``with_time`` view)."""
     out: dict[str, Any] = {"every": cfg.online_every, "warm": cfg.online_warm, "budgets": list(cfg.online_budgets),
                            "methods": {}}
     online = {name: adapter for name, adapter in adapters.items() if adapter.online}
@@ -273,7 +278,7 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
             entry: dict[str, Any] = {"steps": steps, "nr": {}, "ms_per_env_step": {},
                                      "instances": len(tasks) * cfg.seeds}  # the cost is for all instances together
             for budget in cfg.online_budgets:
-                ret, ms = online_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
+                ret, ms = online_curve(adapter, (views or {}).get(name, family), tasks, runs_per_task=cfg.seeds, episodes=budget,
                                        steps=steps, every=cfg.online_every, seed=cfg.data_seed,
                                        warm=cfg.online_warm, device=device)
                 entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
@@ -289,8 +294,11 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
 
 def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: Sequence[Task], *,
                       rand: np.ndarray, oracle: np.ndarray, cfg: EvalConfig, device: str | torch.device = "cpu",
-                      progress: bool | None = None) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
-    """Every adapter through the same protocol: ``(methods, per-task gains at the smallest budget)``."""
+                      progress: bool | None = None, views: Mapping[str, TaskFamily] | None = None,
+                      ) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
+    """Every adapter through the same protocol: ``(methods, per-task gains at the smallest budget)``;
+    ``views``: the family an adapter acts in where it is not ``family`` itself (a ``with_time``
+    view: the same tasks and episodes, with t / H observed)."""
     methods: dict[str, Any] = {}
     gains: dict[str, dict[str, list[float]]] = {}
     b0 = min(cfg.budgets)
@@ -300,7 +308,8 @@ def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks
         for name, adapter in adapters.items():
             entry: dict[str, Any] = {"nr": {}, "return": {}, "gain": {}, "adapter": adapter.describe()}
             for budget in cfg.budgets:
-                curve = adaptation_curve(adapter, family, tasks, runs_per_task=cfg.seeds, episodes=budget,
+                curve = adaptation_curve(adapter, (views or {}).get(name, family), tasks, runs_per_task=cfg.seeds,
+                                         episodes=budget,
                                          steps=cfg.steps, eval_episodes=cfg.eval_episodes,
                                          seed=cfg.data_seed, device=device)
                 ret = {k: v.cpu().numpy().astype(float) for k, v in curve.items()}

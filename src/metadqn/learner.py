@@ -31,7 +31,7 @@ from .runlog import GracefulStop, TrainingInterrupted, open_metrics
 from .scale.rollout import RolloutWorkers, rollout_workers
 from .seeding import derive_seed
 from .stats import normalized
-from .tasks import Task, TaskFamily, make_family
+from .tasks import Task, TaskFamily, TimeFamily, make_family, with_time
 
 
 @dataclass
@@ -69,6 +69,11 @@ class MAMLDQN:
         base = to_dict(config) if config is not None else MetaConfig.family_defaults(self.family.name, overrides)
         self.config = from_dict(MetaConfig, {**base, **overrides})
         cfg = self.config
+        if isinstance(self.family, TimeFamily):
+            raise ValueError("pass the family itself and time_feature=True: a run saves its family by name and "
+                             "options, and time_feature is what adds t / H to its observations")
+        if cfg.time_feature:  # the learner's own view of the family: its tasks, name and episodes are the same
+            self.family = with_time(self.family)
         self.device = torch.device(cfg.device)
         obs_shape, n_actions = tuple(self.family.observation_space.shape), int(self.family.action_space.n)
         self.net = build_qnet(cfg.net, obs_shape, n_actions).to(self.device)
@@ -397,7 +402,7 @@ class MAMLDQN:
             if "obs" not in stored:
                 raise CheckpointError(f"{path}: the query replay's tensors are missing")
             instances, capacity = stored["obs"].shape[:2]  # [instance, slot, 1, *obs]
-            learner._query_buf = TaskReplay(instances, 1, capacity, tuple(family.observation_space.shape),
+            learner._query_buf = TaskReplay(instances, 1, capacity, tuple(learner.family.observation_space.shape),
                                             learner.device)
             try:
                 learner._query_buf.load_state(stored, replay["steps"])
