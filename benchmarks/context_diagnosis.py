@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from metadqn import MAMLDQN, make_family
+from metadqn.families import TimeFamily
 from metadqn.adaptation import adapt_instances, new_task_data, online_curve
 from metadqn.evaluate import EvalConfig
 from metadqn.limits import limit_returns
@@ -42,9 +43,12 @@ from metadqn.stats import normalized
 from metadqn.tasks.grid import bfs_distance, successors
 
 
-def windows(rows: torch.Tensor, family) -> torch.Tensor:
-    """Observations ``rows [N, D]`` as ``family`` shows them: as they are, or for a
-    ``with_history`` family as windows ``[N, W, D + 1]`` holding each row as the only step."""
+def windows(rows: torch.Tensor, family, t: float = 0.0) -> torch.Tensor:
+    """Observations ``rows [N, D]`` as ``family`` shows them: as they are, for a ``with_time``
+    view with t / H = ``t`` appended, or for a ``with_history`` family as windows
+    ``[N, W, D + 1]`` holding each row as the only step."""
+    if isinstance(family, TimeFamily):
+        return torch.cat((rows, torch.full((rows.shape[0], 1), float(t))), dim=1)
     return rows if not hasattr(family, "window") else window_of(rows, family.window)
 
 
@@ -80,7 +84,8 @@ def decoded_goals(learner: MAMLDQN, contexts: torch.Tensor, size: int) -> list[t
             err = np.zeros(len(goals))
             for a in range(4):
                 r_hat, _ = learner.model.predict(params, windows(cells, learner.family), torch.full((len(cells),), a), c,
-                                                 windows(cells[torch.as_tensor(nxt[:, a])], learner.family))
+                                                 windows(cells[torch.as_tensor(nxt[:, a])], learner.family,
+                                                         t=1 / learner.family.max_episode_steps))  # from t = 0
                 err += ((r_hat.numpy()[None, :] + dist[:, nxt[:, a]]) ** 2).mean(1)
             out.append(goals[int(err.argmin())])
     return out
@@ -127,17 +132,20 @@ def online_report(run: str, warm: bool, steps: int) -> None:
 
 
 def greedy_paths(adapter, states: dict, goals: list[tuple[int, int]], size: int, horizon: int,
-                 window: int = 0) -> list[list]:
+                 window: int = 0, timed: bool = False) -> list[list]:
     """The cells the greedy policy of each adapted state visits from the centre of an empty
     grid, until it reaches that instance's goal or the horizon (``window`` > 0: the policy
-    reads windows of the episode's last ``window`` positions, as a with_history family shows)."""
+    reads windows of the episode's last ``window`` positions, as a with_history family shows;
+    ``timed``: it reads t / H too, as a with_time view shows)."""
     nxt = successors(np.zeros((size, size), bool))
     paths = []
     for i, goal in enumerate(goals):
         state = {k: v[i] for k, v in states.items()}
         cell, path, seen = (size // 2) * size + size // 2, [], []
-        for _ in range(horizon):
+        for step in range(horizon):
             obs = torch.tensor([[cell // size / (size - 1), cell % size / (size - 1)]])
+            if timed:
+                obs = torch.cat((obs, torch.tensor([[step / horizon]])), dim=1)
             if window:
                 obs = window_of(obs, window, torch.stack(seen) if seen else None)
                 seen.append(obs[0, -1, :-1])
@@ -163,7 +171,8 @@ def frozen_report(run: str, steps: int) -> None:
     size = base_of(family).size
     decoded = decoded_goals(learner, states["context"], size)
     true = [tuple(tasks[i // runs]["goal"]) for i in range(len(decoded))]
-    paths = greedy_paths(adapter, states, true, size, family.max_episode_steps, getattr(family, "window", 0))
+    paths = greedy_paths(adapter, states, true, size, family.max_episode_steps, getattr(family, "window", 0),
+                         timed=isinstance(family, TimeFamily))
     right = np.array([d == t for d, t in zip(decoded, true)])
     reach = np.array([t in p for t, p in zip(true, paths)])
     reach_decoded = np.array([d in p for d, p in zip(decoded, paths)])
@@ -220,7 +229,7 @@ def main() -> None:
     if args.cue_steps:
         return
     sizes = posterior_sizes(family, test, runs, seed=5)
-    contexts = adapt_instances(learner.adapter(), family, test, runs_per_task=runs, episodes=1, steps=(k,),
+    contexts = adapt_instances(learner.adapter(), learner.family, test, runs_per_task=runs, episodes=1, steps=(k,),
                                seed=5)[k]["context"]
     hit = np.array([g == tuple(test[i // runs]["goal"])
                     for i, g in enumerate(decoded_goals(learner, contexts, family.size))])
