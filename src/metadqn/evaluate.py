@@ -278,8 +278,8 @@ def evaluate_online(family: TaskFamily, adapters: Mapping[str, Adapter], tasks: 
             entry: dict[str, Any] = {"steps": steps, "nr": {}, "ms_per_env_step": {},
                                      "instances": len(tasks) * cfg.seeds}  # the cost is for all instances together
             for budget in cfg.online_budgets:
-                ret, ms = online_curve(adapter, (views or {}).get(name, family), tasks, runs_per_task=cfg.seeds, episodes=budget,
-                                       steps=steps, every=cfg.online_every, seed=cfg.data_seed,
+                ret, ms = online_curve(adapter, (views or {}).get(name, family), tasks, runs_per_task=cfg.seeds,
+                                       episodes=budget, steps=steps, every=cfg.online_every, seed=cfg.data_seed,
                                        warm=cfg.online_warm, device=device)
                 entry["nr"][str(budget)] = interval(normalized(ret.cpu().numpy(), rand, oracle), cfg.bootstrap_reps,
                                                     cfg.seed)
@@ -309,8 +309,7 @@ def evaluate_adapters(family: TaskFamily, adapters: Mapping[str, Adapter], tasks
             entry: dict[str, Any] = {"nr": {}, "return": {}, "gain": {}, "adapter": adapter.describe()}
             for budget in cfg.budgets:
                 curve = adaptation_curve(adapter, (views or {}).get(name, family), tasks, runs_per_task=cfg.seeds,
-                                         episodes=budget,
-                                         steps=cfg.steps, eval_episodes=cfg.eval_episodes,
+                                         episodes=budget, steps=cfg.steps, eval_episodes=cfg.eval_episodes,
                                          seed=cfg.data_seed, device=device)
                 ret = {k: v.cpu().numpy().astype(float) for k, v in curve.items()}
                 nr = {k: normalized(v, rand, oracle) for k, v in ret.items()}

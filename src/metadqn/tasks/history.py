@@ -115,7 +115,8 @@ class TimeFamily(WrappedFamily):
                             f"{list(base.observation_space.shape)}")
         low = np.concatenate((base.observation_space.low, [0.0])).astype(np.float32)
         high = np.concatenate((base.observation_space.high, [1.0])).astype(np.float32)
-        super().__init__(base, name=base.name, description=f"{getattr(base, 'description', base.name)} (and t / H observed)",
+        described = getattr(base, "description", base.name)
+        super().__init__(base, name=base.name, description=f"{described} (and t / H observed)",
                          options=base.options, observation_space=gym.spaces.Box(low, high, dtype=np.float32))
 
     def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -188,11 +189,11 @@ class HistoryFamily(WrappedFamily):
         self.window = int(window)
         low = np.concatenate((np.minimum(base.observation_space.low, 0.0), [0.0])).astype(np.float32)
         high = np.concatenate((np.maximum(base.observation_space.high, 0.0), [1.0])).astype(np.float32)
+        space = gym.spaces.Box(np.tile(low, (self.window, 1)), np.tile(high, (self.window, 1)), dtype=np.float32)
         super().__init__(base, name=name or f"{base.name}+history{self.window}",
                          description=description or f"{base.name} with the last {self.window} observations as observation",
                          options=dict(options) if options is not None else {**base.options, "window": self.window},
-                         observation_space=gym.spaces.Box(np.tile(low, (self.window, 1)), np.tile(high, (self.window, 1)),
-                                                          dtype=np.float32))
+                         observation_space=space)
 
     def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Support data in the base family's terms: each window's newest step, less its flag."""
