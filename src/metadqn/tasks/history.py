@@ -62,9 +62,24 @@ class WrappedFamily(TaskFamily):
     def random_return(self, task: Task) -> float | None:
         return self.base.random_return(self._inner(self.validate_task(task)))
 
-    def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Support data ``obs``/``next_obs`` in the base family's terms."""
+    batched: type  # the subclass's batched env
+
+    def base_observation(self, obs: np.ndarray) -> np.ndarray:
+        """Observations ``[..., *observation_shape]`` as the base family shows them."""
         raise NotImplementedError
+
+    def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Support data in the base family's terms (``obs``/``next_obs`` by :meth:`base_observation`)."""
+        out = dict(data)
+        for key in ("obs", "next_obs"):
+            if key in out:
+                out[key] = self.base_observation(np.asarray(out[key]))
+        return out
+
+    def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
+                     device: str | torch.device = "cpu", seed: int | None = None,
+                     dtype: torch.dtype = torch.float32) -> BatchedEnv:
+        return self.batched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
 
     # The wrappers add what the agent knows of its own episode, not task information: the limits
     # are the base family's where, like gridnav's and the bandit's, they are over policies that
@@ -119,17 +134,8 @@ class TimeFamily(WrappedFamily):
         super().__init__(base, name=base.name, description=f"{described} (and t / H observed)",
                          options=base.options, observation_space=gym.spaces.Box(low, high, dtype=np.float32))
 
-    def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = dict(data)
-        for key in ("obs", "next_obs"):
-            if key in out:
-                out[key] = np.asarray(out[key])[..., :-1]
-        return out
-
-    def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
-                     device: str | torch.device = "cpu", seed: int | None = None,
-                     dtype: torch.dtype = torch.float32) -> "TimeBatched":
-        return TimeBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
+    def base_observation(self, obs: np.ndarray) -> np.ndarray:
+        return obs[..., :-1]  # less t / H
 
 
 class TimeBatched(WrappedBatched):
@@ -165,6 +171,9 @@ class TimeBatched(WrappedBatched):
         return self._timed(self.inner._observe(), self.inner.elapsed)
 
 
+TimeFamily.batched = TimeBatched
+
+
 def with_time(family: TaskFamily) -> TimeFamily:
     """``family`` with the elapsed fraction of the episode t / H appended to its observations
     (the same tasks, name, options and episodes; see the module docstring)."""
@@ -195,18 +204,8 @@ class HistoryFamily(WrappedFamily):
                          options=dict(options) if options is not None else {**base.options, "window": self.window},
                          observation_space=space)
 
-    def newest_steps(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Support data in the base family's terms: each window's newest step, less its flag."""
-        out = dict(data)
-        for key in ("obs", "next_obs"):
-            if key in out:
-                out[key] = np.asarray(out[key])[..., -1, :-1]
-        return out
-
-    def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
-                     device: str | torch.device = "cpu", seed: int | None = None,
-                     dtype: torch.dtype = torch.float32) -> "HistoryBatched":
-        return HistoryBatched(self, [self.validate_task(t) for t in tasks], envs_per_task, device, seed, dtype)
+    def base_observation(self, obs: np.ndarray) -> np.ndarray:
+        return obs[..., -1, :-1]  # each window's newest step, less its flag
 
 
 class HistoryBatched(WrappedBatched):
@@ -247,6 +246,9 @@ class HistoryBatched(WrappedBatched):
 
     def _observe(self) -> torch.Tensor:
         return self.history
+
+
+HistoryFamily.batched = HistoryBatched
 
 
 def with_history(family: TaskFamily, window: int, name: str | None = None) -> HistoryFamily:
