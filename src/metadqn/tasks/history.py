@@ -100,14 +100,25 @@ class WrappedFamily(TaskFamily):
 
 
 class WrappedBatched(BatchedEnv):
-    """The base family's batched env (``inner``, seeded with ``inner_seed``), stepped by the
-    subclass's :meth:`reset` and :meth:`step`."""
+    """The base family's batched env (``inner``, seeded by :meth:`inner_seed` whenever this one
+    is seeded), stepped by the subclass's :meth:`reset` and :meth:`step`."""
 
     def __init__(self, family: WrappedFamily, tasks: Sequence[Task], envs_per_task: int,
-                 device: Any, seed: int | None, dtype: torch.dtype, inner_seed: Any) -> None:
+                 device: Any, seed: int | None, dtype: torch.dtype) -> None:
+        seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         super().__init__(family, tasks, envs_per_task, device, seed, dtype)
         self.inner = family.base.make_batched([family._inner(t) for t in self.tasks], envs_per_task, device,
-                                              inner_seed(self), dtype)
+                                              self.inner_seed(seed), dtype)
+
+    def inner_seed(self, seed: int) -> int:
+        """The inner env's seed when this one is seeded with ``seed`` (right after this one's
+        generator is): ``seed`` itself, so the inner env plays the base family's own episodes."""
+        return seed
+
+    def seed(self, seed: int) -> None:
+        super().seed(seed)
+        if hasattr(self, "inner"):  # not yet while BatchedEnv.__init__ seeds
+            self.inner.seed(self.inner_seed(seed))
 
     def close(self) -> None:
         self.inner.close()
@@ -141,18 +152,8 @@ class TimeFamily(WrappedFamily):
 class TimeBatched(WrappedBatched):
     """The base family's batched env, seeded as it would be alone, with t / H observed."""
 
-    def __init__(self, family: TimeFamily, tasks: Sequence[Task], envs_per_task: int,
-                 device: Any, seed: int | None, dtype: torch.dtype) -> None:
-        seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-        super().__init__(family, tasks, envs_per_task, device, seed, dtype, inner_seed=lambda env: seed)
-
     def _timed(self, obs: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
         return torch.cat((obs, (elapsed.to(obs.dtype) / self.max_episode_steps).unsqueeze(-1)), dim=-1)
-
-    def seed(self, seed: int) -> None:
-        super().seed(seed)
-        if hasattr(self, "inner"):
-            self.inner.seed(seed)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         if seed is not None:
@@ -213,18 +214,15 @@ class HistoryBatched(WrappedBatched):
 
     def __init__(self, family: HistoryFamily, tasks: Sequence[Task], envs_per_task: int,
                  device: Any, seed: int | None, dtype: torch.dtype) -> None:
-        super().__init__(family, tasks, envs_per_task, device, seed, dtype,
-                         inner_seed=lambda env: int(torch.randint(0, 2**31 - 1, (1,), generator=env.generator)))
+        super().__init__(family, tasks, envs_per_task, device, seed, dtype)
         self.history = torch.zeros((*self.batch_shape, *self.obs_shape), device=self.device)
 
     def _push(self, history: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         step = torch.cat((obs.float(), torch.ones_like(obs[..., :1], dtype=torch.float32)), dim=-1)
         return torch.cat((history[..., 1:, :], step.unsqueeze(-2)), dim=-2)
 
-    def seed(self, seed: int) -> None:
-        super().seed(seed)
-        if hasattr(self, "inner"):
-            self.inner.seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+    def inner_seed(self, seed: int) -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))  # drawn from this env's stream
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         if seed is not None:
