@@ -195,7 +195,8 @@ def frozen_report(run: str, steps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=10, help="context steps k at test time")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="context steps k at test time (default: 10; with --run, the run's own K)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cue-steps", type=int, default=0, help="show the goal in the first N observations")
     ap.add_argument("--train-tasks", action="store_true", help="also report NR on 20 training tasks")
@@ -208,7 +209,7 @@ def main() -> None:
     if args.online and not args.run:
         ap.error("--online diagnoses a trained run: give --run DIR and --online together")
     if args.run:
-        steps = 0 if args.steps == ap.get_default("steps") else args.steps
+        steps = args.steps or 0  # 0: the run's own K
         online_report(args.run, args.warm, steps) if args.online else frozen_report(args.run, steps)
         return
     extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
@@ -219,7 +220,7 @@ def main() -> None:
                                  "iterations": args.iterations, "seed": args.seed, **extra})
     learner.meta_train(train, progress=False)
     seconds = time.perf_counter() - t0
-    k, runs = args.steps, 5
+    k, runs = args.steps or 10, 5
     nr = learner.adaptation_returns(test, steps=(k,), runs=runs, seed=5)["nr"][k].numpy().reshape(-1)
     print(f"{extra} cue_steps={args.cue_steps} seed={args.seed}: {args.iterations} iterations in {seconds:.0f} s; "
           f"held-out NR at k={k}: {nr.mean():.2f}")
