@@ -11,7 +11,8 @@ the goal whose −distance map best matches the model's predicted rewards).
     python benchmarks/context_diagnosis.py --run DIR --steps 5         # a trained run, frozen after k steps
 
 ``--run DIR`` alone: the run's held-out tasks with the evaluation's data seed, frozen after k
-steps (default: the run's own K), grouped the same way, plus how often the greedy path of
+steps (default: the run's own K), grouped the same way, with the frozen information limit of each
+group (NR of the best frozen policy given the same data, as `metadqn evaluate` computes it), how often the greedy path of
 Q(s, a; c) from the start reaches the true goal and the decoded one (a code decoded right whose
 path stops short of the goal is the Q-function's loss, not the inference's), whether the paths that
 miss the goal loop, and how many of the goals consistent with the episode a path visits (the
@@ -165,6 +166,11 @@ def frozen_report(run: str, steps: int) -> None:
     adapter = learner.adapter()
     k = steps or adapter.default_steps
     nr = learner.adaptation_returns(tasks, steps=(k,), runs=runs, seed=seed)["nr"][k].numpy().reshape(-1)
+    plain = base_of(family)  # the limit is the family's own, as `metadqn evaluate` computes it
+    rand = np.array([plain.random_return(t) for t in tasks])
+    best = np.array([plain.oracle_return(t) for t in tasks])
+    lim = normalized(limit_returns(plain, tasks, kind="frozen", runs_per_task=runs, episodes=1, seed=seed),
+                     rand, best).reshape(-1)
     posts = posteriors(family, tasks, runs, seed)
     sizes = np.array([len(p) for p in posts])
     states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
@@ -180,14 +186,14 @@ def frozen_report(run: str, steps: int) -> None:
     # cannot leave), and how many of the consistent goals did it visit before that?
     loops = np.array([len(set(p)) < len(p) for p in paths])
     visited = np.array([len({c for c in p if c in set(g)}) for p, g in zip(paths, posts)])
-    print(f"{run} frozen k={k}: NR {nr.mean():.2f}")
-    print("| goals consistent with the support episode | instances | NR | decoded right | path reaches the goal | "
+    print(f"{run} frozen k={k}: NR {nr.mean():.2f} (frozen limit {lim.mean():.2f})")
+    print("| goals consistent with the support episode | instances | NR | frozen limit | decoded right | path reaches the goal | "
           "path reaches the decoded goal | decoded right, goal not reached | goal not reached: path loops | "
-          "consistent goals the path visits |\n|---|---|---|---|---|---|---|---|---|")
+          "consistent goals the path visits |\n|---|---|---|---|---|---|---|---|---|---|")
     for groups, label in (((1,), "1"), ((2,), "2"), (tuple(range(3, 64)), "3+")):
         m = np.isin(sizes, groups)
         if m.any():
-            print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {right[m].mean():.2f} | {reach[m].mean():.2f} | "
+            print(f"| {label} | {m.sum()} | {nr[m].mean():.2f} | {lim[m].mean():.2f} | {right[m].mean():.2f} | {reach[m].mean():.2f} | "
                   f"{reach_decoded[m].mean():.2f} | {(right & ~reach)[m].sum()} | {(loops & ~reach)[m].sum()} "
                   f"of {(~reach)[m].sum()} | {visited[m].mean():.2f} |")
 
