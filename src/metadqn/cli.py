@@ -143,8 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         family = make_family(args.family or "gridnav", **_family_options(args))
         values = _config_values(args, {"algo": args.algo, "iterations": args.iterations, "seed": args.seed,
                                        "device": args.device})
-        recommended = MetaConfig.family_defaults(family.name, values)
-        _announce(f"recommended for {family.name}", recommended)
+        recommended = MetaConfig.family_defaults(family, values)
+        _announce(f"recommended for {family.recommendation}", recommended)
         values = {**recommended, **values}
         config = from_dict(MetaConfig, values)
         _announce(f"{config.algo} defaults", MetaConfig.algo_defaults(values))

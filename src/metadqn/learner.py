@@ -66,7 +66,7 @@ class MAMLDQN:
         Without ``config``, the family's recommended settings (:data:`~metadqn.meta.config.FAMILY_DEFAULTS`)
         fill what ``overrides`` leave unset; a ``config`` is taken as it is."""
         self.family = make_family(family) if isinstance(family, str) else family
-        base = to_dict(config) if config is not None else MetaConfig.family_defaults(self.family.name, overrides)
+        base = to_dict(config) if config is not None else MetaConfig.family_defaults(self.family, overrides)
         self.config = from_dict(MetaConfig, {**base, **overrides})
         cfg = self.config
         if isinstance(self.family, TimeFamily):

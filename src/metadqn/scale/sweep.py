@@ -97,14 +97,15 @@ def trials(grid: Mapping[str, Sequence[Any]], samples: int = 1) -> list[dict[str
     return out
 
 
-def trial_values(family: str, base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def trial_values(family: TaskFamily | str, base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's config values: its grid point over ``base`` over the family's recommended settings
-    (dotted grid keys such as ``net.context`` set a nested value, as ``--set`` does)."""
+    (dotted grid keys such as ``net.context`` set a nested value, as ``--set`` does). ``family``: the
+    family (its options may change what is recommended) or its recommendation key."""
     given = apply_overrides(dict(base), [f"{k}={json.dumps(v)}" for k, v in values.items()])
     return {**MetaConfig.family_defaults(family, given), **given}
 
 
-def _configs(family: str, base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
+def _configs(family: TaskFamily, base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
              points: list[dict[str, Any]]) -> list[MetaConfig]:
     fixed = sorted(set(grid) & set(FIXED))
     if fixed:
@@ -196,8 +197,8 @@ def _run_trial(trial: dict[str, Any], common: dict[str, Any]) -> None:
         learner = resume_meta_run(run)
     else:
         family = make_family(common["family"], **common["family_options"])
-        learner = start_meta_run(run, family, from_dict(MetaConfig, trial_values(common["family"], common["base"],
-                                                                                 trial["values"])), overwrite=True)
+        learner = start_meta_run(run, family, from_dict(MetaConfig, trial_values(family, common["base"], trial["values"])),
+                                 overwrite=True)
     started_at = learner.iteration
     total = learner.config.iterations
     every = settings.report_every or max(1, total // 10)
@@ -232,8 +233,8 @@ def run_sweep(family: str, grid: Mapping[str, Sequence[Any]], *, out: str | Path
     base, family_options = dict(base or {}), dict(family_options or {})
     out = Path(out).resolve()
     points = trials(grid, settings.samples)
-    configs = _configs(family, base, grid, points)
     fam = make_family(family, **family_options)
+    configs = _configs(fam, base, grid, points)
     resumed = _prepare(out, _spec(family, family_options, base, grid, settings), overwrite=overwrite)
     split = configs[0]  # the same for every trial (_configs)
     if split.n_test_tasks < 1:

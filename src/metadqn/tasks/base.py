@@ -332,6 +332,13 @@ class TaskFamily(ABC):
     max_episode_steps: int
     options: dict[str, Any]
 
+    @property
+    def recommendation(self) -> str:
+        """The key of this family's recommended meta-training settings
+        (:data:`~metadqn.meta.config.FAMILY_DEFAULTS`): its name, unless its options make it a
+        different problem (gridnav with obstacles: ``"gridnav+obstacles"``)."""
+        return self.name
+
     def __init__(self, ranges: Mapping[str, Sequence[float]] | None = None) -> None:
         """``ranges`` narrows parameters' ranges (``{name: (low, high)}`` inside the declared
         range); it is recorded in ``options``, so saved runs sample from the same ranges."""

@@ -86,6 +86,12 @@ class GridNavFamily(GridNavLimits, TaskFamily):
             return (0, 0)
         return None
 
+    @property
+    def recommendation(self) -> str:
+        # with obstacles every task draws its own layout: held-out tasks are new maps as well as
+        # new goals, and the Q-network must generalize over maps (far more training tasks)
+        return f"{self.name}+obstacles" if self.obstacles else self.name
+
     def walls(self, task: Task) -> np.ndarray:
         start = self.start_cell()
         keep = (start[0] * self.size + start[1],) if start else ()

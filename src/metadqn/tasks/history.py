@@ -145,6 +145,10 @@ class TimeFamily(WrappedFamily):
         super().__init__(base, name=base.name, description=f"{described} (and t / H observed)",
                          options=base.options, observation_space=gym.spaces.Box(low, high, dtype=np.float32))
 
+    @property
+    def recommendation(self) -> str:
+        return self.base.recommendation
+
     def base_observation(self, obs: np.ndarray) -> np.ndarray:
         return obs[..., :-1]  # less t / H
 
