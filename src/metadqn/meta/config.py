@@ -70,7 +70,8 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # gridnav with obstacles (any obstacles > 0; FAMILY_DEFAULTS keys are TaskFamily.recommendation): every
     # task draws its own layout, so held-out tasks are new maps. The Q-network needs many more maps: on
     # size 6, 4 obstacles (seed 0, 300 iterations) held-out NR after one episode -0.06 with 40 training
-    # tasks, 0.40 with 160, 0.74 with 640 (limit 0.98; 160 tasks for 600 iterations: 0.19, not the cure)
+    # tasks, 0.40 with 160, 0.74 with 640 (limit 0.98; 160 tasks for 600 iterations: 0.19, not the cure);
+    # on 8 x 8 with 10 obstacles -0.13 with 40, 0.30 with 640 (limit 0.96): better, far from solved
     "gridnav+obstacles": {"context": {**_GRIDNAV_CONTEXT, "n_train_tasks": 640, "envs_per_task": 1}},
     "gridnav-history": {"context": {"context_starts": 8, "context_obs": "newest", **_GRIDNAV_DATA},
                         "encoder": {**_GRIDNAV_ENCODER, "context_obs": "newest"}},
