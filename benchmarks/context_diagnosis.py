@@ -108,6 +108,16 @@ def posterior_sizes(family, tasks, runs: int, seed: int) -> np.ndarray:
     return np.array([len(p) for p in posteriors(family, tasks, runs, seed)])
 
 
+def references(family, tasks, runs: int, seed: int, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random and optimal returns per task, and the ``kind`` information limit's NR per instance
+    given one random support episode (task-major), in the family the learner acts in: a wrapped
+    family's limits are its base's on that family's own support episodes, as `metadqn evaluate` has them."""
+    rand = np.array([family.random_return(t) for t in tasks])
+    best = np.array([family.oracle_return(t) for t in tasks])
+    lim = normalized(limit_returns(family, tasks, kind=kind, runs_per_task=runs, episodes=1, seed=seed), rand, best)
+    return rand, best, lim.reshape(-1)
+
+
 def online_report(run: str, warm: bool, steps: int) -> None:
     learner = MAMLDQN.load(run)
     family, tasks, runs = learner.family, learner.test_tasks, 5
@@ -116,11 +126,8 @@ def online_report(run: str, warm: bool, steps: int) -> None:
     k = steps or adapter.default_steps
     t0 = time.perf_counter()
     ret, ms = online_curve(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=k, seed=seed, warm=warm)
-    rand = np.array([family.random_return(t) for t in tasks])
-    best = np.array([family.oracle_return(t) for t in tasks])
+    rand, best, lim = references(family, tasks, runs, seed, "online")
     nr = normalized(ret.numpy(), rand, best).reshape(-1)
-    lim = normalized(limit_returns(family, tasks, kind="online", runs_per_task=runs, episodes=1, seed=seed),
-                     rand, best).reshape(-1)
     sizes = posterior_sizes(family, tasks, runs, seed)
     print(f"{run} online warm={warm} k={k}: NR {nr.mean():.2f} (limit {lim.mean():.2f}), {ms:.1f} ms per env step, "
           f"{time.perf_counter() - t0:.0f} s")
@@ -166,11 +173,7 @@ def frozen_report(run: str, steps: int) -> None:
     adapter = learner.adapter()
     k = steps or adapter.default_steps
     nr = learner.adaptation_returns(tasks, steps=(k,), runs=runs, seed=seed)["nr"][k].numpy().reshape(-1)
-    plain = base_of(family)  # the limit is the family's own, as `metadqn evaluate` computes it
-    rand = np.array([plain.random_return(t) for t in tasks])
-    best = np.array([plain.oracle_return(t) for t in tasks])
-    lim = normalized(limit_returns(plain, tasks, kind="frozen", runs_per_task=runs, episodes=1, seed=seed),
-                     rand, best).reshape(-1)
+    _, _, lim = references(family, tasks, runs, seed, "frozen")
     posts = posteriors(family, tasks, runs, seed)
     sizes = np.array([len(p) for p in posts])
     states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]

@@ -146,7 +146,6 @@ def main() -> None:
     goal = torch.tensor([t["goal"][0] * n + t["goal"][1] for t in instances])
     pos, t = torch.full((len(goal),), start), torch.zeros(len(goal), dtype=torch.long)
     alive, ret = torch.ones(len(goal), dtype=torch.bool), torch.zeros(len(goal))
-    visited = torch.zeros(len(goal))
     seen = torch.zeros(len(goal), n * n)
     with torch.no_grad():
         for _ in range(horizon):
