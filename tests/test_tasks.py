@@ -61,8 +61,11 @@ def test_split_is_reproducible_and_disjoint(name, options):
 
 def test_split_asking_for_more_tasks_than_exist_is_a_clear_error():
     family = metadqn.make_family("gridnav", size=3)  # 8 possible goals
-    with pytest.raises(TaskError, match="distinct tasks"):
+    with pytest.raises(TaskError, match=r"only about 8 distinct tasks .*asked for 6 train \+ 6 test "
+                                        r"\(ask for fewer, e.g. n_train_tasks=6, n_test_tasks=2\)"):
         family.split(6, 6)
+    train, test = family.split(6, 2)  # the suggestion works
+    assert len({t.key() for t in train + test}) == 8
 
 
 def _gym_cartpole(task):

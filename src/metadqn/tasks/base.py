@@ -451,8 +451,10 @@ class TaskFamily(ABC):
             if task is None or task.key() in seen:
                 misses += 1
                 if misses > 200 * (need + 10):
-                    raise TaskError(f"family {self.name!r} has only about {len(tasks)} distinct tasks with "
-                                    f"these options; asked for {n_train} train + {n_test} test")
+                    have = len(tasks)
+                    raise TaskError(f"family {self.name!r} has only about {have} distinct tasks with "
+                                    f"these options; asked for {n_train} train + {n_test} test (ask for fewer, "
+                                    f"e.g. n_train_tasks={have - have // 3}, n_test_tasks={have // 3})")
                 continue
             seen.add(task.key())
             tasks.append(task)
