@@ -9,6 +9,7 @@ the goal whose −distance map best matches the model's predicted rewards).
     python benchmarks/context_diagnosis.py --iterations 200 --train-tasks     # held-out vs training goals
     python benchmarks/context_diagnosis.py --run DIR --online --warm   # a trained run, adapting online
     python benchmarks/context_diagnosis.py --run DIR --steps 5         # a trained run, frozen after k steps
+    python benchmarks/context_diagnosis.py --run DIR --steps 10 --prior  # held-out against training goals
 
 ``--run DIR`` alone: the run's held-out tasks with the evaluation's data seed, frozen after k
 steps (default: the run's own K), grouped the same way, with the frozen information limit of each
@@ -21,6 +22,15 @@ frozen limit's plan tours them; a Markov policy that reaches a wrong candidate c
 ``--online``: NR of one greedy episode that re-adapts after every env step (as ``metadqn
 evaluate --online``; ``--warm`` as ``--online-warm``) beside the online information limit,
 grouped the same way, on the run's held-out tasks with the evaluation's data seed.
+
+``--prior``: the same run on its held-out tasks and on 20 of its training tasks (fresh support
+episodes, the evaluation's data seed), each beside the frozen limit under the family's prior
+(uniform over the goal cells, what `metadqn evaluate` uses) and, on the training tasks, under the
+prior the learner was trained on (the training goals only: the Bayes-optimal frozen policy for the
+task distribution it saw). A learner can only learn the prior it is trained on; where held-out and
+training tasks sit at the same fraction of their limits, the held-out gap is not a mismatch of
+priors. Also: how often the adapted context decodes to a training goal where the episode leaves
+two or more goals possible, against the training goals' share of those candidates.
 
 Meant for exploring (benchmarks/RESULTS.md has what it measured); the protocol with baselines
 and CIs is `metadqn evaluate`.
@@ -201,6 +211,48 @@ def frozen_report(run: str, steps: int) -> None:
                   f"of {(~reach)[m].sum()} | {visited[m].mean():.2f} |")
 
 
+def prior_report(run: str, steps: int) -> None:
+    learner = MAMLDQN.load(run)
+    family, runs, seed = learner.family, 5, EvalConfig().data_seed
+    adapter = learner.adapter()
+    k = steps or adapter.default_steps
+    base = base_of(family)
+    train_goals = {tuple(t["goal"]) for t in learner.train_tasks}
+    every = type(base).goal_posterior
+    print(f"{run} frozen k={k}: {len(train_goals)} training goals")
+    print("| tasks | goals consistent with the support episode | instances | NR | frozen limit, the family's prior | "
+          "fraction | frozen limit, the training goals' prior | fraction |\n|---|---|---|---|---|---|---|---|")
+    for name, tasks in (("held-out", learner.test_tasks), ("training (20)", learner.train_tasks[:20])):
+        nr = learner.adaptation_returns(tasks, steps=(k,), runs=runs, seed=seed)["nr"][k].numpy().reshape(-1)
+        rand, best, lim = references(family, tasks, runs, seed, "frozen")
+        own = np.full_like(lim, np.nan)
+        if name.startswith("training"):  # the true goal is always one of them: the training prior's limit exists
+            base.goal_posterior = lambda task, data: [g for g in every(base, task, data) if g in train_goals]
+            try:
+                own = normalized(limit_returns(family, tasks, kind="frozen", runs_per_task=runs, episodes=1, seed=seed),
+                                 rand, best).reshape(-1)
+            finally:
+                del base.goal_posterior
+        sizes = posterior_sizes(family, tasks, runs, seed)
+        for label, m in (("all", sizes > 0), ("1", sizes == 1), ("2", sizes == 2), ("3+", sizes >= 3)):
+            if m.any():
+                o = own[m].mean()
+                print(f"| {name} | {label} | {m.sum()} | {nr[m].mean():.2f} | {lim[m].mean():.2f} | {nr[m].mean() / lim[m].mean():.0%} | "
+                      + ("— | — |" if np.isnan(o) else f"{o:.2f} | {nr[m].mean() / o:.0%} |"))
+        if name == "held-out":
+            posts = posteriors(family, tasks, runs, seed)
+            states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
+            decoded = decoded_goals(learner, states["context"], base.size)
+            for label, pick in (("2", lambda n: n == 2), ("3+", lambda n: n >= 3)):
+                idx = [i for i, p in enumerate(posts) if pick(len(p))]
+                if idx:
+                    share = np.mean([np.mean([tuple(g) in train_goals for g in posts[i]]) for i in idx])
+                    print(f"held-out, {label} goals possible ({len(idx)}): the context decodes to a training goal on "
+                          f"{np.mean([decoded[i] in train_goals for i in idx]):.0%} (training goals are {share:.0%} of "
+                          f"the candidates), to the true goal on {np.mean([decoded[i] == tuple(tasks[i // runs]['goal']) for i in idx]):.0%} "
+                          f"(a uniform pick: {np.mean([1 / len(posts[i]) for i in idx]):.0%})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=200)
@@ -213,13 +265,19 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="diagnose this trained run instead of training one")
     ap.add_argument("--online", action="store_true", help="adapt online during the evaluation episode")
     ap.add_argument("--warm", action="store_true", help="online: the last re-adaptation's end competes too")
+    ap.add_argument("--prior", action="store_true", help="held-out against training tasks, each beside its limit")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.online and not args.run:
-        ap.error("--online diagnoses a trained run: give --run DIR and --online together")
+    if (args.online or args.prior) and not args.run:
+        ap.error("--online and --prior diagnose a trained run: give --run DIR with them")
+    if args.online and args.prior:
+        ap.error("--online and --prior are two reports: give one")
     if args.run:
         steps = args.steps or 0  # 0: the run's own K
-        online_report(args.run, args.warm, steps) if args.online else frozen_report(args.run, steps)
+        if args.prior:
+            prior_report(args.run, steps)
+        else:
+            online_report(args.run, args.warm, steps) if args.online else frozen_report(args.run, steps)
         return
     extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     family = make_family("gridnav", cue_steps=args.cue_steps) if args.cue_steps else make_family("gridnav")
