@@ -452,9 +452,10 @@ class TaskFamily(ABC):
                 misses += 1
                 if misses > 200 * (need + 10):
                     have = len(tasks)
+                    fewer = (f" (ask for fewer, e.g. n_train_tasks={have - have // 3}, n_test_tasks={have // 3})"
+                             if have >= 3 else "")
                     raise TaskError(f"family {self.name!r} has only about {have} distinct tasks with "
-                                    f"these options; asked for {n_train} train + {n_test} test (ask for fewer, "
-                                    f"e.g. n_train_tasks={have - have // 3}, n_test_tasks={have // 3})")
+                                    f"these options; asked for {n_train} train + {n_test} test{fewer}")
                 continue
             seen.add(task.key())
             tasks.append(task)
