@@ -211,6 +211,21 @@ def frozen_report(run: str, steps: int) -> None:
                   f"of {(~reach)[m].sum()} | {visited[m].mean():.2f} |")
 
 
+def training_prior_limit(family, tasks, train_goals: set, runs: int, seed: int) -> np.ndarray:
+    """The frozen limit's NR per instance (task-major) under the training goals' prior — the goals
+    consistent with the support episode that are training goals — for ``tasks`` whose goals are all
+    among ``train_goals`` (the Bayes-optimal frozen policy for the distribution a learner saw)."""
+    base = base_of(family)
+    every = type(base).goal_posterior
+    rand, best, _ = references(family, tasks, runs, seed, "frozen")
+    base.goal_posterior = lambda task, data: [g for g in every(base, task, data) if g in train_goals]
+    try:
+        returns = limit_returns(family, tasks, kind="frozen", runs_per_task=runs, episodes=1, seed=seed)
+    finally:
+        del base.goal_posterior
+    return normalized(returns, rand, best).reshape(-1)
+
+
 def prior_report(run: str, steps: int) -> None:
     learner = MAMLDQN.load(run)
     family, runs, seed = learner.family, 5, EvalConfig().data_seed
@@ -218,21 +233,14 @@ def prior_report(run: str, steps: int) -> None:
     k = steps or adapter.default_steps
     base = base_of(family)
     train_goals = {tuple(t["goal"]) for t in learner.train_tasks}
-    every = type(base).goal_posterior
     print(f"{run} frozen k={k}: {len(train_goals)} training goals")
     print("| tasks | goals consistent with the support episode | instances | NR | frozen limit, the family's prior | "
           "fraction | frozen limit, the training goals' prior | fraction |\n|---|---|---|---|---|---|---|---|")
     for name, tasks in (("held-out", learner.test_tasks), ("training (20)", learner.train_tasks[:20])):
         nr = learner.adaptation_returns(tasks, steps=(k,), runs=runs, seed=seed)["nr"][k].numpy().reshape(-1)
         rand, best, lim = references(family, tasks, runs, seed, "frozen")
-        own = np.full_like(lim, np.nan)
-        if name.startswith("training"):  # the true goal is always one of them: the training prior's limit exists
-            base.goal_posterior = lambda task, data: [g for g in every(base, task, data) if g in train_goals]
-            try:
-                own = normalized(limit_returns(family, tasks, kind="frozen", runs_per_task=runs, episodes=1, seed=seed),
-                                 rand, best).reshape(-1)
-            finally:
-                del base.goal_posterior
+        own = (training_prior_limit(family, tasks, train_goals, runs, seed) if name.startswith("training")
+               else np.full_like(lim, np.nan))  # (held-out: the true goal is not a training goal)
         sizes = posterior_sizes(family, tasks, runs, seed)
         for label, m in (("all", sizes > 0), ("1", sizes == 1), ("2", sizes == 2), ("3+", sizes >= 3)):
             if m.any():

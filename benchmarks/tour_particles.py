@@ -41,7 +41,6 @@ import context_diagnosis as d  # noqa: E402  (the diagnosis's posterior, decodin
 from metadqn import MAMLDQN  # noqa: E402
 from metadqn.adaptation import new_task_data, sample_support  # noqa: E402
 from metadqn.evaluate import EvalConfig  # noqa: E402
-from metadqn.limits import limit_returns  # noqa: E402
 from metadqn.stats import normalized  # noqa: E402
 from metadqn.tasks.grid import bfs_distance, successors  # noqa: E402
 
@@ -173,7 +172,6 @@ def main() -> None:
 
     seed, runs = EvalConfig().data_seed, 5
     train_goals = {tuple(t["goal"]) for t in train}
-    every = type(base).goal_posterior
     print(f"P={P} starts={len(cand)} sigma={args.sigma} rounds={args.rounds} pool={args.pool}: "
           f"trained in {time.time() - t0:.0f} s")
     print("| tasks | goals consistent with the support episode | instances | NR | frozen limit | limit, training goals' "
@@ -202,14 +200,8 @@ def main() -> None:
                           for i in range(len(goal))])
         rand, best, lim = d.references(fam, tasks, runs, seed, "frozen")
         nr = normalized(ret.numpy().reshape(len(tasks), runs), rand, best).reshape(-1)
-        own = np.full_like(lim, np.nan)
-        if label.startswith("training"):  # the training goals' prior (the true goal is one of them)
-            base.goal_posterior = lambda task, data: [g for g in every(base, task, data) if g in train_goals]
-            try:
-                own = normalized(limit_returns(fam, tasks, kind="frozen", runs_per_task=runs, episodes=1, seed=seed),
-                                 rand, best).reshape(-1)
-            finally:
-                del base.goal_posterior
+        own = (d.training_prior_limit(fam, tasks, train_goals, runs, seed) if label.startswith("training")
+               else np.full_like(lim, np.nan))
         for group, m in (("all", sizes > 0), ("1", sizes == 1), ("2", sizes == 2), ("3+", sizes >= 3)):
             print(f"| {label} | {group} | {m.sum()} | {nr[m].mean():.3f} | {lim[m].mean():.2f} | "
                   + ("— |" if np.isnan(own[m]).all() else f"{own[m].mean():.2f} |")
