@@ -680,16 +680,3 @@ def test_meta_training_ranks_the_starts_once_per_iteration_and_updates_choose_am
     assert sizes == [4, 2, 2, 2, 2] * 2
     with pytest.raises(ValueError, match="start_shortlist must be >= 1"):
         metadqn.MetaConfig(start_shortlist=0)
-
-
-def test_the_bandit_is_recommended_distinct_training_tasks_at_the_same_cost():
-    """Arm means are continuous, so 160 distinct training tasks with one instance each cost what 40 with
-    four do; on 10 arms held-out NR rose from 0.42 to 0.52 over three seeds and on 5 arms it stayed
-    level (RESULTS.md, twenty-first session). Context MAML only; the user's values win."""
-    from metadqn.meta.config import MetaConfig
-    five, ten = MAMLDQN("bandit").config, MAMLDQN(make_family("bandit", arms=10)).config
-    assert (five.n_train_tasks, five.envs_per_task) == (ten.n_train_tasks, ten.envs_per_task) == (160, 1)
-    assert five.n_train_tasks * five.envs_per_task == MetaConfig.n_train_tasks * MetaConfig.envs_per_task
-    assert MAMLDQN("bandit", envs_per_task=2).config.envs_per_task == 2
-    assert (MAMLDQN("bandit", algo="maml").config.n_train_tasks, MAMLDQN("bandit", algo="maml").config.envs_per_task) \
-        == (MetaConfig.n_train_tasks, MetaConfig.envs_per_task)

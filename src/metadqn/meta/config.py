@@ -53,11 +53,6 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 #   fifteen seeds on one host (11 of 15 >= 0.85; +0.007 is within the seeds' spread), at the same training time.
 #   The encoder: Bayesian pooling (0.57 -> 0.81 over three seeds; worse on cartpole-physics, level on the
 #   bandit and driving) and 5 context steps refining its code on a heavier model loss (model_weight 10).
-# - bandit, context: 160 distinct training tasks with one instance each instead of 40 with four (the same
-#   instances and env steps per iteration; arm means are continuous, so distinct tasks cost nothing): on 10
-#   arms 0.36 / 0.42 / 0.49 -> 0.55 / 0.51 / 0.51 over seeds 0-2 on one common held-out set (0.42 -> 0.52, 59%
-#   -> 73% of the limit; 640 tasks, 3.6x the time: 0.62; a context of 16 dimensions instead of 8 did not
-#   help: 0.32); on the default 5 arms level, 0.649 -> 0.656 over seeds 0-2.
 # - gridnav-history (gridnav with the episode's positions as memory): gridnav's recommendations, the encoder
 #   and the model head reading each window's newest step while the Q-network reads the whole window
 #   (context_obs "newest"): the encoder 0.869, context MAML 0.859 over ten seeds.
@@ -71,7 +66,6 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "cartpole-physics": {"context": {"outer_steps": 32, "query_replay": 4000, "eps_query": 0.3,
                                      "n_train_tasks": 20, "n_test_tasks": 10, "envs_per_task": 2,
                                      "keep_best_every": 10, "n_step": 3}},
-    "bandit": {"context": {"n_train_tasks": 160, "envs_per_task": 1}},
     "gridnav": {"context": _GRIDNAV_CONTEXT, "encoder": _GRIDNAV_ENCODER},
     # gridnav with obstacles (any obstacles > 0; FAMILY_DEFAULTS keys are TaskFamily.recommendation): every
     # task draws its own layout, so held-out tasks are new maps. The Q-network needs many more maps: on
