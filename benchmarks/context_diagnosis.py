@@ -211,13 +211,14 @@ def frozen_report(run: str, steps: int) -> None:
                   f"of {(~reach)[m].sum()} | {visited[m].mean():.2f} |")
 
 
-def training_prior_limit(family, tasks, train_goals: set, runs: int, seed: int) -> np.ndarray:
+def training_prior_limit(family, tasks, train_goals: set, runs: int, seed: int, rand: np.ndarray,
+                         best: np.ndarray) -> np.ndarray:
     """The frozen limit's NR per instance (task-major) under the training goals' prior — the goals
     consistent with the support episode that are training goals — for ``tasks`` whose goals are all
-    among ``train_goals`` (the Bayes-optimal frozen policy for the distribution a learner saw)."""
+    among ``train_goals`` (the Bayes-optimal frozen policy for the distribution a learner saw);
+    ``rand`` and ``best``: the tasks' random and optimal returns (:func:`references`)."""
     base = base_of(family)
     every = type(base).goal_posterior
-    rand, best, _ = references(family, tasks, runs, seed, "frozen")
     base.goal_posterior = lambda task, data: [g for g in every(base, task, data) if g in train_goals]
     try:
         returns = limit_returns(family, tasks, kind="frozen", runs_per_task=runs, episodes=1, seed=seed)
@@ -239,16 +240,16 @@ def prior_report(run: str, steps: int) -> None:
     for name, tasks in (("held-out", learner.test_tasks), ("training (20)", learner.train_tasks[:20])):
         nr = learner.adaptation_returns(tasks, steps=(k,), runs=runs, seed=seed)["nr"][k].numpy().reshape(-1)
         rand, best, lim = references(family, tasks, runs, seed, "frozen")
-        own = (training_prior_limit(family, tasks, train_goals, runs, seed) if name.startswith("training")
+        own = (training_prior_limit(family, tasks, train_goals, runs, seed, rand, best) if name.startswith("training")
                else np.full_like(lim, np.nan))  # (held-out: the true goal is not a training goal)
-        sizes = posterior_sizes(family, tasks, runs, seed)
+        posts = posteriors(family, tasks, runs, seed)
+        sizes = np.array([len(p) for p in posts])
         for label, m in (("all", sizes > 0), ("1", sizes == 1), ("2", sizes == 2), ("3+", sizes >= 3)):
             if m.any():
                 o = own[m].mean()
                 print(f"| {name} | {label} | {m.sum()} | {nr[m].mean():.2f} | {lim[m].mean():.2f} | {nr[m].mean() / lim[m].mean():.0%} | "
                       + ("— | — |" if np.isnan(o) else f"{o:.2f} | {nr[m].mean() / o:.0%} |"))
         if name == "held-out":
-            posts = posteriors(family, tasks, runs, seed)
             states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
             decoded = decoded_goals(learner, states["context"], base.size)
             for label, pick in (("2", lambda n: n == 2), ("3+", lambda n: n >= 3)):

@@ -200,7 +200,7 @@ def main() -> None:
                           for i in range(len(goal))])
         rand, best, lim = d.references(fam, tasks, runs, seed, "frozen")
         nr = normalized(ret.numpy().reshape(len(tasks), runs), rand, best).reshape(-1)
-        own = (d.training_prior_limit(fam, tasks, train_goals, runs, seed) if label.startswith("training")
+        own = (d.training_prior_limit(fam, tasks, train_goals, runs, seed, rand, best) if label.startswith("training")
                else np.full_like(lim, np.nan))
         for group, m in (("all", sizes > 0), ("1", sizes == 1), ("2", sizes == 2), ("3+", sizes >= 3)):
             print(f"| {label} | {group} | {m.sum()} | {nr[m].mean():.3f} | {lim[m].mean():.2f} | "
