@@ -405,6 +405,27 @@ def test_preference_trains_and_adapts_by_the_cli_with_defaults(tmp_path, capsys)
     assert "after 3 step(s)" in text and "oracle return" in text
 
 
+def test_a_preference_run_saved_before_the_egocentric_view_loads_with_the_view_it_was_trained_on(tmp_path):
+    from metadqn.checkpoint import load_checkpoint, save_checkpoint
+    from metadqn.dqn_agent import DQN, DQNConfig
+    family = make_family("preference", size=4, items=2, item_types=2, egocentric=False, reference_layouts=2)
+    meta_run = metadqn.MAMLDQN(family, iterations=1, n_train_tasks=2, n_test_tasks=1, envs_per_task=1, eval_every=0,
+                               outer_steps=1).meta_train(out_dir=tmp_path / "meta", progress=False)
+    dqn = DQN(family, family.default_task(), DQNConfig(total_steps=64, learning_starts=32, eval_every=0))
+    dqn.learn(progress=False)
+    dqn.save(tmp_path / "dqn.safetensors")
+    for path, run in ((tmp_path / "meta" / "checkpoint.safetensors", meta_run), (tmp_path / "dqn.safetensors", dqn)):
+        tensors, meta = load_checkpoint(path)
+        del meta["family_options"]["egocentric"]          # as runs saved it before the option existed
+        save_checkpoint(path, tensors, meta)
+        loaded = (metadqn.MAMLDQN if run is meta_run else DQN).load(path)
+        assert loaded.family.egocentric is False and loaded.family.observation_space.shape == (2 + 2 * 16,)
+        obs = torch.rand(3, 2 + 2 * 16)
+        if run is dqn:
+            assert (loaded.predict(obs) == run.predict(obs)).all()
+    assert make_family("preference").egocentric is True   # new runs see the arena from the agent
+
+
 def test_with_time_is_the_same_env_with_t_over_horizon_observed():
     from metadqn.families import TimeFamily, with_time, without_time
     base = make_family("gridnav", size=5)

@@ -318,3 +318,57 @@ def test_preference_dp_matches_every_action_sequence_on_a_tiny_arena():
     assert best[0] == pytest.approx(float(total.max()), abs=1e-6)  # the env reports float32 rewards
     assert rand[0] == pytest.approx(float(total.mean()), abs=1e-6)
     assert family.oracle_return(task) > family.random_return(task)
+    # planning with other weights, scored with the task's: the plan [1, 1] (take both items) is
+    # optimal among the sequences, unique here; its return under [1, -0.5] is that sequence's
+    plan = family.planned_returns([1.0, 1.0], task["weights"], cells, types)
+    taken = family.planned_returns([1.0, -0.5], task["weights"], cells, types)
+    assert taken[0] == pytest.approx(best[0])
+    # the only 4-step sequence collecting both items: right (5, -0.5), up, left, left (0, +1)
+    assert plan[0] == pytest.approx(float(total[seqs.index((3, 0, 2, 2))]), abs=1e-6) and plan[0] < taken[0]
+
+
+def test_preference_egocentric_view_shows_items_and_walls_around_the_agent():
+    family = metadqn.make_family("preference", size=4, items=2, item_types=2, reference_layouts=1)
+    assert family.observation_space.shape == (3 * 7 * 7,)
+    env = family.make_batched([family.task(weights=[1.0, -1.0])], 1, seed=0)
+    env.reset()
+    env.item_cell[:], env.item_type[:] = torch.tensor([1, 15]), torch.tensor([1, 0])   # (0, 1) type 1, (3, 3) type 0
+    obs = env.step(torch.tensor([[2]])).obs.view(3, 7, 7)   # from the start (2, 2) left to (2, 1)
+    inside, type0, type1 = obs
+    # the window's centre (3, 3) is the agent; arena cell (r, c) sits at (r - 2 + 3, c - 1 + 3)
+    assert inside.sum() == 16 and inside[1:5, 2:6].all() and inside[0].sum() == 0 and inside[:, 1].sum() == 0
+    assert type1.nonzero().tolist() == [[1, 3]] and type0.nonzero().tolist() == [[4, 5]]
+    old = metadqn.make_family("preference", size=4, items=2, item_types=2, egocentric=False, reference_layouts=1)
+    assert old.observation_space.shape == (2 + 2 * 16,)
+    pixels = metadqn.make_family("preference", size=4, items=2, item_types=2, pixels=True, reference_layouts=1)
+    assert pixels.observation_space.shape == (3, 7, 7)
+
+
+def test_preference_frozen_limit_plans_with_what_the_support_revealed():
+    """A collected item reveals its type's weight; the rest stay at the prior mean (0 on
+    [-1, 1]). All revealed: the oracle; nothing revealed: the plan for ŵ = 0."""
+    family = metadqn.make_family("preference", size=4, items=3, item_types=2, horizon=10, reference_layouts=5)
+    task = family.task(weights=[0.8, -0.6])
+    cells, types = family.reference_layout_sample()
+    env = family.make_batched([task], 1, seed=0)
+    env.reset()
+    env.item_cell[:], env.item_type[:] = torch.tensor([9, 12, 3]), torch.tensor([1, 0, 1])
+    seen = [env._observe()]
+    for action in (1, 2, 0):          # from (2, 2) down, left, up: onto cell 9 = (2, 1), a type-1 item
+        step = env.step(torch.tensor([[action]]))
+        seen.append(step.obs)
+    nothing = {"obs": seen[0].numpy()[0], "next_obs": seen[1].numpy()[0]}
+    assert not family.revealed_types(nothing).any()
+    data = {"obs": torch.cat(seen[:-1]).numpy()[:, 0], "next_obs": torch.cat(seen[1:]).numpy()[:, 0]}
+    assert family.revealed_types(data).tolist() == [False, True] and float(step.reward) == pytest.approx(-0.62)
+    zero = float(family.planned_returns([0.0, 0.0], task["weights"], cells, types).mean())
+    assert family.frozen_limit_return(task, nothing) == pytest.approx(zero)
+    assert family.frozen_limit_return(task, data) == pytest.approx(
+        float(family.planned_returns([0.0, -0.6], task["weights"], cells, types).mean()))
+    env.item_cell[:], env.item_type[:], env.alive[:] = torch.tensor([9, 8, 3]), torch.tensor([1, 0, 1]), True
+    before = env._observe()
+    after = env.step(torch.tensor([[2]])).obs                      # (2, 1) left to (2, 0) = 8: type 0
+    both = {k: np.concatenate((data[k], v)) for k, v in (("obs", before.numpy()[:, 0]), ("next_obs", after.numpy()[:, 0]))}
+    assert family.revealed_types(both).all()
+    assert family.frozen_limit_return(task, both) == pytest.approx(family.oracle_return(task))
+    assert family.random_return(task) < family.frozen_limit_return(task, data) < family.oracle_return(task)

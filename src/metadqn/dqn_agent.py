@@ -31,6 +31,7 @@ from .replay import TaskReplay
 from .runlog import GracefulStop, RunLogger, TrainingInterrupted
 from .seeding import derive_seed
 from .tasks import Task, TaskFamily, make_family
+from .tasks.registry import saved_family
 
 
 # Settings measured to beat the defaults on one family (benchmarks/RESULTS.md, the time-to-solve
@@ -264,7 +265,7 @@ class DQN:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "DQN":
         tensors, meta = load_checkpoint(path, kind="dqn")
-        family = make_family(meta["family"], **meta["family_options"])
+        family = saved_family(meta["family"], meta["family_options"])
         agent = cls(family, meta["tasks"], from_dict(DQNConfig, {**meta["config"], "device": device}))
         params = unprefixed("params", tensors)
         missing = set(agent.params) ^ set(params)

@@ -32,6 +32,7 @@ from .scale.rollout import RolloutWorkers, rollout_workers
 from .seeding import derive_seed
 from .stats import normalized
 from .tasks import Task, TaskFamily, TimeFamily, make_family, with_time
+from .tasks.registry import saved_family
 
 
 @dataclass
@@ -367,7 +368,7 @@ class MAMLDQN:
     def _load(cls, path: str | Path, device: str | None) -> "MAMLDQN":
         tensors, meta = load_checkpoint(path, kind="maml-dqn")
         tensors, config = _from_earlier_versions(tensors, meta["config"])
-        family = make_family(meta["family"], **meta["family_options"])
+        family = saved_family(meta["family"], meta["family_options"])
         trained_on = torch.device(config.get("device", "cpu"))
         if device is None and trained_on.type == "cuda" and not torch.cuda.is_available():
             device = "cpu"

@@ -6,8 +6,15 @@ starts in the centre, moves up/down/left/right (walls stop it) and collects an i
 onto it. A task is a *player*: hidden preference weights w ∈ [−1, 1]^K; collecting an item of
 type j pays w_j, every step costs ``step_cost``. The episode ends when every item is collected
 or after ``horizon`` steps (default 30). Observations show the agent and the items with their
-types, never w: a vector ``[agent row, agent col (scaled to [0, 1]), K occupancy maps]``, or
-with ``pixels=True`` a ``[K + 1, N, N]`` image (agent, then one channel per type) for the CNN.
+types, never w. By default (``egocentric=True``) the arena is seen from the agent: a window of
+(2N − 1)² cells centred on it, whose first plane marks the cells inside the arena (so walls
+show) and the others the items of each type — flattened to a vector, or with ``pixels=True`` a
+``[K + 1, 2N − 1, 2N − 1]`` image for the CNN. The view makes "an item one step up" the same
+input wherever the agent is: with the map seen from above (``egocentric=False``: a vector
+``[agent row, agent col (scaled to [0, 1]), K occupancy maps]``, or with ``pixels=True`` a
+``[K + 1, N, N]`` image, agent then one channel per type), a single-task DQN with every weight
+1 did not learn to collect items in 60k steps (greedy return 0.0, random 1.1, optimum 5.7; seen
+from the agent: 4.7).
 
 This is the setting of successor features with generalised policy improvement (Barreto et
 al., 2017): same dynamics, rewards linear in item features, new weights per task.
@@ -15,6 +22,8 @@ al., 2017): same dynamics, rewards linear in item features, new weights per task
 References: for a fixed layout the optimum and the uniformly random policy's return are exact
 by dynamic programming over (cell, items collected); ``oracle_return``/``random_return``
 average them over a fixed sample of ``reference_layouts`` layouts (the only approximation).
+The frozen information limit is exact in the same sense (:meth:`PreferenceFamily.frozen_limit_return`):
+an item collected in the support data reveals its type's weight, nothing else does.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ class PreferenceFamily(TaskFamily):
     description = "Collect items whose values follow a hidden player's preferences; tasks vary the weights"
 
     def __init__(self, *, size: int = 7, item_types: int = 3, items: int = 6, horizon: int = 30,
-                 step_cost: float = 0.02, pixels: bool = False, reference_layouts: int = 200,
+                 step_cost: float = 0.02, pixels: bool = False, egocentric: bool = True,
+                 reference_layouts: int = 200,
                  ranges: Mapping[str, Sequence[float]] | None = None) -> None:
         if not 3 <= int(size) <= 16:
             raise TaskError(f"preference: size must be in [3, 16], got {size}")
@@ -46,15 +56,21 @@ class PreferenceFamily(TaskFamily):
             raise TaskError("preference: horizon and reference_layouts must be >= 1 and step_cost >= 0")
         self.size, self.item_types, self.items = int(size), int(item_types), int(items)
         self.max_episode_steps, self.step_cost, self.pixels = int(horizon), float(step_cost), bool(pixels)
+        self.egocentric = bool(egocentric)
         self.reference_layouts = int(reference_layouts)
         self.options = {"size": self.size, "item_types": self.item_types, "items": self.items,
                         "horizon": self.max_episode_steps, "step_cost": self.step_cost, "pixels": self.pixels,
-                        "reference_layouts": self.reference_layouts}
+                        "egocentric": self.egocentric, "reference_layouts": self.reference_layouts}
         n, k = self.size, self.item_types
-        shape = (k + 1, n, n) if self.pixels else (2 + k * n * n,)
+        if self.egocentric:
+            w = 2 * n - 1
+            shape = (k + 1, w, w) if self.pixels else ((k + 1) * w * w,)
+        else:
+            shape = (k + 1, n, n) if self.pixels else (2 + k * n * n,)
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape, dtype=np.float32)
         self.action_space = gym.spaces.Discrete(4)
         self._references: dict[tuple, tuple[float, float]] = {}
+        self._limits: dict[tuple, float] = {}
         super().__init__(ranges)
 
     def _param_specs(self) -> tuple[Param, ...]:
@@ -78,35 +94,57 @@ class PreferenceFamily(TaskFamily):
                                                                                                       np.ndarray]:
         """Optimal and uniformly-random expected returns ``[L]`` from the start for layouts
         ``cells``/``types`` ``[L, M]`` by DP over (cell, collected items)."""
+        return (self._backward(weights, cells, types, policy="optimal"),
+                self._backward(weights, cells, types, policy="random"))
+
+    def planned_returns(self, plan: Sequence[float], weights: Sequence[float], cells: np.ndarray,
+                        types: np.ndarray) -> np.ndarray:
+        """Expected returns ``[L]`` under ``weights`` of the policy that is optimal for the weights
+        ``plan`` (ties between its best actions split evenly), by the same DP."""
+        return self._backward(weights, cells, types, policy="planned", plan=plan)
+
+    def _backward(self, weights: Sequence[float], cells: np.ndarray, types: np.ndarray, *, policy: str,
+                  plan: Sequence[float] | None = None) -> np.ndarray:
         n, m, horizon = self.size, self.items, self.max_episode_steps
         n_layouts, masks = cells.shape[0], 1 << m
         nxt = successors(np.zeros((n, n), dtype=bool))                                          # [cell, action]
         item_at = np.full((n_layouts, n * n), -1)
         item_at[np.arange(n_layouts)[:, None], cells] = np.arange(m)                             # [L, cell]
-        value_of = np.asarray(weights, dtype=float)[types]                                        # [L, M]
         mask_ids = np.arange(masks)
         full = masks - 1
-        out = []
-        for optimal in (True, False):
-            value = np.zeros((n_layouts, n * n, masks))
-            for _ in range(horizon):
-                qs = []
-                for a in range(4):
-                    cell = nxt[:, a]                                                              # [cell]
-                    item = item_at[:, cell]                                                       # [L, cell]
-                    bit = np.where(item >= 0, 1 << np.maximum(item, 0), 0)                        # [L, cell]
-                    fresh = (bit[:, :, None] & mask_ids[None, None, :]) == 0                      # [L, cell, mask]
-                    gain = np.where((item >= 0)[:, :, None] & fresh,
-                                    np.take_along_axis(value_of, np.maximum(item, 0), 1)[:, :, None], 0.0)
-                    new_mask = mask_ids[None, None, :] | bit[:, :, None]
-                    future = np.take_along_axis(value[:, cell, :], new_mask, 2)
-                    future = np.where(new_mask == full, 0.0, future)                              # all collected: ends
-                    qs.append(gain - self.step_cost + future)
-                q = np.stack(qs)
-                value = q.max(0) if optimal else q.mean(0)
-                value[:, :, full] = 0.0
-            out.append(value[:, self.start_cell(), 0])
-        return out[0], out[1]
+        lead, take = [], []            # per action: where its future value sits ([L, cell·mask]), what it collects
+        for a in range(4):
+            cell = nxt[:, a]                                                                      # [cell]
+            item = item_at[:, cell]                                                               # [L, cell]
+            bit = np.where(item >= 0, 1 << np.maximum(item, 0), 0)                                # [L, cell]
+            fresh = (item >= 0)[:, :, None] & ((bit[:, :, None] & mask_ids[None, None, :]) == 0)  # [L, cell, mask]
+            lead.append((cell[None, :, None] * masks + (mask_ids[None, None, :] | bit[:, :, None])).reshape(n_layouts, -1))
+            take.append((fresh, np.maximum(item, 0)))
+
+        def gains(w: Sequence[float]) -> list[np.ndarray]:
+            value_of = np.asarray(w, dtype=float)[types]                                          # [L, M]
+            return [np.where(fresh, np.take_along_axis(value_of, item, 1)[:, :, None], 0.0).reshape(n_layouts, -1)
+                    - self.step_cost for fresh, item in take]
+
+        def q_values(value: np.ndarray, gain: list[np.ndarray]) -> np.ndarray:
+            # value[:, :, full] stays 0: collecting the last item ends the episode
+            flat = value.reshape(n_layouts, -1)
+            return np.stack([g + np.take_along_axis(flat, i, 1) for g, i in zip(gain, lead)]).reshape(
+                4, n_layouts, n * n, masks)                                                       # [A, L, cell, mask]
+
+        score = gains(weights)
+        steer = score if plan is None else gains(plan)
+        value = np.zeros((n_layouts, n * n, masks))
+        planned = np.zeros_like(value)
+        for _ in range(horizon):
+            q = q_values(value, steer)
+            if policy == "planned":
+                best = np.isclose(q, q.max(0, keepdims=True), rtol=0.0, atol=1e-9)
+                planned = (q_values(planned, score) * best).sum(0) / best.sum(0)
+                planned[:, :, full] = 0.0
+            value = q.max(0) if policy != "random" else q.mean(0)
+            value[:, :, full] = 0.0
+        return (planned if policy == "planned" else value)[:, self.start_cell(), 0]
 
     def _reference(self, task: Task) -> tuple[float, float]:
         key = tuple(np.round(task["weights"], 9))
@@ -120,6 +158,39 @@ class PreferenceFamily(TaskFamily):
 
     def random_return(self, task: Task) -> float:
         return self._reference(self.validate_task(task))[1]
+
+    # -- the information limit ------------------------------------------------------------
+    def frozen_limit_return(self, task: Task, data: Mapping[str, np.ndarray]) -> float | None:
+        """Exact: collecting an item of type j reveals w_j (its reward), and nothing else in the
+        data does, so the posterior keeps each unrevealed weight at its prior (uniform on its
+        range, independent across types). A frozen policy's trajectory does not depend on w and
+        its return is linear in w, so the best one is the optimum for the posterior mean ŵ (w_j
+        where revealed, the range's mean elsewhere); its return under the true w is averaged
+        over the reference layouts, like :meth:`oracle_return`."""
+        task = self.validate_task(task)
+        spec = self.param("weights")
+        prior_mean = (float(np.mean(spec.choices)) if spec.choices is not None
+                      else (spec.low + spec.high) / 2.0)
+        revealed = self.revealed_types(data)
+        plan = np.where(revealed, np.asarray(task["weights"], dtype=float), prior_mean)
+        key = (tuple(np.round(task["weights"], 9)), tuple(np.round(plan, 9)))
+        if key not in self._limits:
+            self._limits[key] = float(self.planned_returns(plan, task["weights"],
+                                                           *self.reference_layout_sample()).mean())
+        return self._limits[key]
+
+    def revealed_types(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``[K]`` bools: which item types ``data`` saw collected (an item of that type present in
+        a step's observation and gone from its next observation)."""
+        def counts(obs: np.ndarray) -> np.ndarray:
+            obs = np.asarray(obs, dtype=float)
+            steps, n, k = obs.shape[0], self.size, self.item_types
+            if self.pixels or self.egocentric:
+                return obs.reshape(steps, k + 1, -1)[:, 1:].sum(-1)
+            return obs[:, 2:].reshape(steps, k, n * n).sum(-1)
+        if len(data.get("obs", ())) == 0:
+            return np.zeros(self.item_types, dtype=bool)
+        return (counts(data["obs"]) - counts(data["next_obs"]) > 0.5).any(0)
 
     # -- environments ---------------------------------------------------------------------
     def make_batched(self, tasks: Sequence[Task], envs_per_task: int = 1,
@@ -158,7 +229,7 @@ class PreferenceBatched(BatchedEnv):
         free = torch.ones(n * n, device=self.device)
         free[self.start] = 0.0
         self.free = free
-        self.pixels = family.pixels
+        self.pixels, self.egocentric = family.pixels, family.egocentric
         self.step_cost = family.step_cost
 
     def _reset_where(self, mask: torch.Tensor) -> None:
@@ -179,12 +250,35 @@ class PreferenceBatched(BatchedEnv):
         maps.scatter_(-1, (self.item_cell).unsqueeze(-2).expand(-1, -1, k, -1),
                       ((self.item_type.unsqueeze(-2) == torch.arange(k, device=self.device).view(k, 1))
                        & self.alive.unsqueeze(-2)).float())
+        if self.egocentric:
+            return self._observe_egocentric(maps)
         if self.pixels:
             agent = torch.nn.functional.one_hot(self.pos, n * n).float().unsqueeze(-2)
             return torch.cat((agent, maps), dim=-2).view(*self.batch_shape, k + 1, n, n)
         row, col = self.pos // n, self.pos % n
         agent = torch.stack((row, col), -1).float() / (n - 1)
         return torch.cat((agent, maps.flatten(-2)), dim=-1)
+
+    def _observe_egocentric(self, maps: torch.Tensor) -> torch.Tensor:
+        """The arena seen from the agent: a ``(2N - 1)²`` window centred on it whose first channel
+        marks cells inside the arena (so walls show) and the others the items of each type."""
+        n, k = self.size, self.k
+        w = 2 * n - 1
+        rows = self.pos // n
+        cols = self.pos % n
+        inside = torch.ones((*self.batch_shape, 1, n * n), device=self.device)
+        planes = torch.cat((inside, maps), dim=-2)                                             # [..., K+1, N²]
+        # window cell (i, j) shows arena cell (row + i - (n-1), col + j - (n-1)): the arena's cell
+        # (r, c) lands at window cell (r - row + n - 1, c - col + n - 1)
+        r = torch.arange(n, device=self.device)
+        wr = (r.view(1, 1, n) - rows.unsqueeze(-1) + n - 1)                                       # [task, env, N]
+        wc = (r.view(1, 1, n) - cols.unsqueeze(-1) + n - 1)
+        index = (wr.unsqueeze(-1) * w + wc.unsqueeze(-2)).flatten(-2)                             # [task, env, N²]
+        view = torch.zeros((*self.batch_shape, k + 1, w * w), device=self.device)
+        view.scatter_(-1, index.unsqueeze(-2).expand(-1, -1, k + 1, -1), planes)
+        if self.pixels:
+            return view.view(*self.batch_shape, k + 1, w, w)
+        return view.flatten(-2)
 
     def _transition(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.size

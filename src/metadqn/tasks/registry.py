@@ -52,6 +52,18 @@ def list_families() -> list[str]:
     return sorted(_REGISTRY)
 
 
+# Options a built-in family gained after runs had been saved, with the value those runs were made
+# with: a saved run that lacks one is rebuilt as it was (preference saw its arena from above until
+# it gained the egocentric view, now its default).
+_SAVED_BEFORE: dict[str, dict[str, Any]] = {"preference": {"egocentric": False}}
+
+
+def saved_family(name: str, options: dict[str, Any]) -> TaskFamily:
+    """The family a saved run was made with: ``make_family(name, **options)``, where the options
+    a built-in family gained since the run was saved keep the value the run was made with."""
+    return make_family(name, **{**_SAVED_BEFORE.get(name, {}), **options})
+
+
 def make_family(name: str, **options: Any) -> TaskFamily:
     """Build a task family by name; ``options`` are the family's keyword options."""
     if name not in _REGISTRY:
