@@ -21,12 +21,16 @@ from metadqn.td import TDLoss, td_loss
 T, B, OBS, A, D, K = 4, 10, 3, 4, 5, 3
 
 
-def _setup(first_order=False, reward_model="joint", members=1):
+def _setup(first_order=False, reward_model="joint", members=1, film=False):
     torch.manual_seed(0)
-    net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D), (OBS,), A).double()
+    net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D, film=film), (OBS,), A).double()
     model = ModelHead((OBS,), A, D, (9,), reward_model, members=members)
     params = {**init_params(net, 0), **model.init_params(1)}
-    params = {k: (v.double() + (0.1 if k == "context" else 0.0)).requires_grad_() for k, v in params.items()}
+    params = {k: v.double() + (0.1 if k == "context" else 0.0) for k, v in params.items()}
+    gen = torch.Generator().manual_seed(3)
+    for k in [k for k in params if k.startswith("films.")]:   # FiLM starts at the identity: move it
+        params[k] = 0.3 * torch.randn(params[k].shape, generator=gen, dtype=torch.float64)
+    params = {k: v.requires_grad_() for k, v in params.items()}
     target = {k: v.detach() + 0.01 for k, v in params.items()}
     lrs = torch.full((K, D), 0.7, dtype=torch.float64).requires_grad_()
     adapter = ContextModelAdapter("context", net, model, params, step_sizes=lrs, td=TDLoss(), support=SupportSpec(),
@@ -48,12 +52,16 @@ def _model_loss(model, params, c, b):
     return total / model.members
 
 
-@pytest.mark.parametrize("reward_model,members,n_step", [("joint", 1, 1), ("next", 1, 1), ("joint", 3, 1), ("next", 2, 1),
-                                                      ("joint", 1, 3), ("next", 2, 3)])
-def test_context_meta_gradient_equals_explicit_loop(reward_model, members, n_step):
+@pytest.mark.parametrize("reward_model,members,n_step,film", [("joint", 1, 1, False), ("next", 1, 1, False),
+                                                           ("joint", 3, 1, False), ("next", 2, 1, False),
+                                                           ("joint", 1, 3, False), ("next", 2, 3, False),
+                                                           ("next", 1, 1, True)])
+def test_context_meta_gradient_equals_explicit_loop(reward_model, members, n_step, film):
     """n_step 3: the outer TD loss reads the n-step part of a Query and the model loss the
-    1-step part (here other random transitions, so that mixing them up shows)."""
-    net, model, params, target, lrs, adapter, support, query = _setup(reward_model=reward_model, members=members)
+    1-step part (here other random transitions, so that mixing them up shows). film: the
+    adapted context also modulates the Q-network's hidden layer."""
+    net, model, params, target, lrs, adapter, support, query = _setup(reward_model=reward_model, members=members,
+                                                                      film=film)
     gen, f = torch.Generator().manual_seed(9), dict(dtype=torch.float64)
     steps_long = Batch(torch.randn(T, B, OBS, generator=gen, **f), torch.randint(0, A, (T, B), generator=gen),
                        torch.randn(T, B, generator=gen, **f), torch.randn(T, B, OBS, generator=gen, **f),

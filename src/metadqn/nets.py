@@ -37,6 +37,10 @@ class NetSpec:
     context: size of a task-context vector (CAVIA-style) fed to the first fully connected
         layer next to the observation features; a parameter named ``context``, initialised to
         zero, that the inner loop can adapt alone (``inner_params="context"``). 0 = none.
+    film: with a context, it also scales and shifts every hidden fully connected layer's
+        output (FiLM, as CAVIA conditions its CNN: h·(1 + γ(c)) + β(c), γ and β linear in c,
+        initialised to zero), so that the context can switch features on and off rather than
+        only add to the first layer's input — where the task enters the values multiplicatively.
     """
 
     kind: str = "auto"
@@ -44,6 +48,7 @@ class NetSpec:
     channels: tuple[int, ...] = field(default=(16, 32))
     activation: str = "relu"
     context: int = 0
+    film: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -55,6 +60,8 @@ class NetSpec:
         self.context = int(self.context)
         if self.context < 0:
             raise ValueError(f"context must be >= 0, got {self.context}")
+        if not isinstance(self.film, bool):
+            raise ValueError(f"film must be true or false, got {self.film!r}")
         if any(h < 1 for h in self.hidden + self.channels):
             raise ValueError(f"layer widths must be >= 1, got hidden={self.hidden} channels={self.channels}")
 
@@ -104,6 +111,8 @@ class QNet(nn.Module):
         for h in (*fc_hidden, self.n_actions):
             self.fcs.append(nn.Linear(width, h))
             width = h
+        self.films = nn.ModuleList(nn.Linear(spec.context, 2 * h) for h in fc_hidden) \
+            if spec.film and spec.context else nn.ModuleList()
 
     def functional(self, params: Mapping[str, torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
         """Q-values ``[..., n_actions]`` for observations ``[..., *obs_shape]`` under ``params``."""
@@ -119,6 +128,10 @@ class QNet(nn.Module):
             x = F.linear(x, params[f"fcs.{i}.weight"], params[f"fcs.{i}.bias"])
             if i < last:
                 x = self.act(x)
+                if len(self.films):
+                    scale, shift = F.linear(params["context"], params[f"films.{i}.weight"],
+                                            params[f"films.{i}.bias"]).chunk(2, -1)
+                    x = x * (1 + scale) + shift
         return x.reshape(*lead, self.n_actions)
 
     def _recur(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -158,6 +171,10 @@ def init_params(net: nn.Module, seed: int) -> Params:
         if isinstance(getattr(net, "context", None), nn.Parameter):
             with torch.no_grad():
                 net.context.zero_()
+        for film in getattr(net, "films", ()):   # FiLM starts as the identity
+            with torch.no_grad():
+                film.weight.zero_()
+                film.bias.zero_()
     return {k: v.detach().clone() for k, v in net.named_parameters()}
 
 
