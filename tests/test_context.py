@@ -26,11 +26,7 @@ def _setup(first_order=False, reward_model="joint", members=1, film=False):
     net = build_qnet(NetSpec(hidden=(12,), activation="tanh", context=D, film=film), (OBS,), A).double()
     model = ModelHead((OBS,), A, D, (9,), reward_model, members=members)
     params = {**init_params(net, 0), **model.init_params(1)}
-    params = {k: v.double() + (0.1 if k == "context" else 0.0) for k, v in params.items()}
-    gen = torch.Generator().manual_seed(3)
-    for k in [k for k in params if k.startswith("films.")]:   # FiLM starts at the identity: move it
-        params[k] = 0.3 * torch.randn(params[k].shape, generator=gen, dtype=torch.float64)
-    params = {k: v.requires_grad_() for k, v in params.items()}
+    params = {k: (v.double() + (0.1 if k == "context" else 0.0)).requires_grad_() for k, v in params.items()}
     target = {k: v.detach() + 0.01 for k, v in params.items()}
     lrs = torch.full((K, D), 0.7, dtype=torch.float64).requires_grad_()
     adapter = ContextModelAdapter("context", net, model, params, step_sizes=lrs, td=TDLoss(), support=SupportSpec(),

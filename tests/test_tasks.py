@@ -368,7 +368,8 @@ def test_preference_frozen_limit_plans_with_what_the_support_revealed():
     env.item_cell[:], env.item_type[:], env.alive[:] = torch.tensor([9, 8, 3]), torch.tensor([1, 0, 1]), True
     before = env._observe()
     after = env.step(torch.tensor([[2]])).obs                      # (2, 1) left to (2, 0) = 8: type 0
-    both = {k: np.concatenate((data[k], v)) for k, v in (("obs", before.numpy()[:, 0]), ("next_obs", after.numpy()[:, 0]))}
+    both = {"obs": np.concatenate((data["obs"], before.numpy()[:, 0])),
+            "next_obs": np.concatenate((data["next_obs"], after.numpy()[:, 0]))}
     assert family.revealed_types(both).all()
     assert family.frozen_limit_return(task, both) == pytest.approx(family.oracle_return(task))
     assert family.random_return(task) < family.frozen_limit_return(task, data) < family.oracle_return(task)

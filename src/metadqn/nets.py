@@ -39,8 +39,9 @@ class NetSpec:
         zero, that the inner loop can adapt alone (``inner_params="context"``). 0 = none.
     film: with a context, it also scales and shifts every hidden fully connected layer's
         output (FiLM, as CAVIA conditions its CNN: h·(1 + γ(c)) + β(c), γ and β linear in c,
-        initialised to zero), so that the context can switch features on and off rather than
-        only add to the first layer's input — where the task enters the values multiplicatively.
+        initialised as any linear layer), so that the context can switch features on and off
+        rather than only add to the first layer's input — where the task enters the values
+        multiplicatively.
     """
 
     kind: str = "auto"
@@ -171,10 +172,6 @@ def init_params(net: nn.Module, seed: int) -> Params:
         if isinstance(getattr(net, "context", None), nn.Parameter):
             with torch.no_grad():
                 net.context.zero_()
-        for film in getattr(net, "films", ()):   # FiLM starts as the identity
-            with torch.no_grad():
-                film.weight.zero_()
-                film.bias.zero_()
     return {k: v.detach().clone() for k, v in net.named_parameters()}
 
 

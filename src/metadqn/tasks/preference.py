@@ -118,7 +118,8 @@ class PreferenceFamily(TaskFamily):
             item = item_at[:, cell]                                                               # [L, cell]
             bit = np.where(item >= 0, 1 << np.maximum(item, 0), 0)                                # [L, cell]
             fresh = (item >= 0)[:, :, None] & ((bit[:, :, None] & mask_ids[None, None, :]) == 0)  # [L, cell, mask]
-            lead.append((cell[None, :, None] * masks + (mask_ids[None, None, :] | bit[:, :, None])).reshape(n_layouts, -1))
+            new_mask = mask_ids[None, None, :] | bit[:, :, None]                                  # [L, cell, mask]
+            lead.append((cell[None, :, None] * masks + new_mask).reshape(n_layouts, -1))
             take.append((fresh, np.maximum(item, 0)))
 
         def gains(w: Sequence[float]) -> list[np.ndarray]:
