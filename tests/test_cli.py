@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import metadqn
+import metadqn.nets
 from metadqn.cli import main
 
 
@@ -70,6 +72,22 @@ def test_train_adapt_and_resume_end_to_end(tmp_path, capsys):
     assert main(["adapt", str(run_dir), "--task", "{\"goal\": [0, 0]}", "--steps", "2", "--eval-episodes", "2"]) == 0
     out = capsys.readouterr().out
     assert "before adaptation" in out and "after 2 step(s)" in out and "oracle return" in out
+
+
+def test_film_trains_and_evaluates_beside_baselines_whose_network_has_no_context(tmp_path, capsys):
+    run_dir = tmp_path / "film"
+    assert main(["train", "--family", "gridnav", "--family-options", "{\"size\": 5}", "--out", str(run_dir), "--quiet",
+                 "--iterations", "1", "--set", "n_train_tasks=4", "--set", "n_test_tasks=2", "--set", "eval_every=0",
+                 "--set", "net.film=true", "--set", "net.hidden=[16]"]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["config"]["net"]["film"] is True
+    assert main(["evaluate", str(run_dir), "--baselines", "multitask", "--multitask-steps", "200", "--budgets", "1",
+                 "--steps", "0,1", "--seeds", "1", "--quiet", "--json", str(tmp_path / "film.json")]) == 0
+    methods = json.loads((tmp_path / "film.json").read_text())["methods"]
+    assert {"context", "multitask"} <= set(methods)
+    with pytest.raises(ValueError, match="needs a context"):
+        metadqn.MetaConfig(algo="maml", net=metadqn.nets.NetSpec(film=True))
+    with pytest.raises(ValueError, match="the DQN has none"):
+        metadqn.DQNConfig(net=metadqn.nets.NetSpec(film=True))
 
 
 def test_dqn_command_writes_checkpoint_config_and_metrics(tmp_path, capsys):

@@ -97,6 +97,9 @@ class DQNConfig:
         for name in ("eps_start", "eps_end"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.net.film and self.net.context < 1:
+            raise ValueError("net.film lets a task context scale the Q-network's layers: the DQN has none "
+                             "(set net.context too, or leave film off)")
 
 
 class DQN:

@@ -158,7 +158,7 @@ def evaluate(learner: MAMLDQN, test_tasks: Sequence[Task] | None = None, baselin
     adapters: dict[str, Adapter] = {name: other.adapter() for name, other in learners.items()}
     tuned: dict[str, dict[str, Any]] = {}
     mcfg = learner.config
-    plain = build_qnet(replace(mcfg.net, context=0), tuple(family.observation_space.shape),
+    plain = build_qnet(replace(mcfg.net, context=0, film=False), tuple(family.observation_space.shape),
                        int(family.action_space.n)).to(device)  # the baselines' Q-network: no context input
     td = TDLoss(n_step=1, gamma=mcfg.gamma, double=mcfg.double, loss=mcfg.loss)
     tune_kw = dict(steps=cfg.steps, runs_per_task=cfg.tune_runs, episodes=cfg.tune_budget,

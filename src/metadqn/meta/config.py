@@ -218,6 +218,9 @@ class MetaConfig:
                              "(e.g. --set net.context=8)")
         if self.algo in ("context", "encoder") and self.net.context < 1:
             self.net.context = 8  # these algorithms need a context: 8 dimensions unless set
+        if self.net.film and self.net.context < 1:
+            raise ValueError("net.film lets the task context scale the Q-network's layers: it needs a context "
+                             "(algo context or encoder, or --set net.context=8)")
         for name in ("model_weight", "model_obs_weight", "task_loss_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)}")
