@@ -373,3 +373,16 @@ def test_preference_frozen_limit_plans_with_what_the_support_revealed():
     assert family.revealed_types(both).all()
     assert family.frozen_limit_return(task, both) == pytest.approx(family.oracle_return(task))
     assert family.random_return(task) < family.frozen_limit_return(task, data) < family.oracle_return(task)
+
+
+def test_preference_limit_reads_every_view_alike():
+    """Random support data do not depend on the observations, so each view's limit is the same."""
+    from metadqn.limits import limit_returns
+    limits = []
+    for view in ({}, {"pixels": True}, {"egocentric": False}, {"egocentric": False, "pixels": True}):
+        family = metadqn.make_family("preference", size=4, items=3, item_types=2, horizon=10, reference_layouts=3,
+                                     **view)
+        limits.append(limit_returns(family, family.split(4, 3)[1], kind="frozen", runs_per_task=4, episodes=1))
+    assert len(np.unique(limits[0].round(9))) > 2   # support episodes that revealed different weights
+    for other in limits[1:]:
+        np.testing.assert_allclose(other, limits[0])
