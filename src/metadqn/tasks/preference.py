@@ -231,6 +231,11 @@ class PreferenceBatched(BatchedEnv):
         free[self.start] = 0.0
         self.free = free
         self.pixels, self.egocentric = family.pixels, family.egocentric
+        # the egocentric window: seen from cell p, the arena's cell q lands at window cell
+        # (row q - row p + N - 1, col q - col p + N - 1), flattened; one row [N²] per agent cell p
+        rows, cols = torch.arange(n * n, device=self.device) // n, torch.arange(n * n, device=self.device) % n
+        self.window_index = ((rows[None, :] - rows[:, None] + n - 1) * (2 * n - 1)
+                             + cols[None, :] - cols[:, None] + n - 1)                           # [cell p, cell q]
         self.step_cost = family.step_cost
 
     def _reset_where(self, mask: torch.Tensor) -> None:
@@ -265,16 +270,9 @@ class PreferenceBatched(BatchedEnv):
         marks cells inside the arena (so walls show) and the others the items of each type."""
         n, k = self.size, self.k
         w = 2 * n - 1
-        rows = self.pos // n
-        cols = self.pos % n
         inside = torch.ones((*self.batch_shape, 1, n * n), device=self.device)
         planes = torch.cat((inside, maps), dim=-2)                                             # [..., K+1, N²]
-        # window cell (i, j) shows arena cell (row + i - (n-1), col + j - (n-1)): the arena's cell
-        # (r, c) lands at window cell (r - row + n - 1, c - col + n - 1)
-        r = torch.arange(n, device=self.device)
-        wr = (r.view(1, 1, n) - rows.unsqueeze(-1) + n - 1)                                       # [task, env, N]
-        wc = (r.view(1, 1, n) - cols.unsqueeze(-1) + n - 1)
-        index = (wr.unsqueeze(-1) * w + wc.unsqueeze(-2)).flatten(-2)                             # [task, env, N²]
+        index = self.window_index[self.pos]                                                     # [task, env, N²]
         view = torch.zeros((*self.batch_shape, k + 1, w * w), device=self.device)
         view.scatter_(-1, index.unsqueeze(-2).expand(-1, -1, k + 1, -1), planes)
         if self.pixels:
