@@ -19,7 +19,7 @@ from metadqn.meta.iteration import make_adapter
 
 TINY = dict(iterations=1, n_train_tasks=3, n_test_tasks=2, envs_per_task=2, query_batch=16, eval_every=0,
             checkpoint_every=0, net={"hidden": [16]}, model_hidden=[16], seed=3)
-ALGOS = ["context", "encoder", "maml", "metasgd", "reptile"]
+ALGOS = ["context", "encoder", "blr", "maml", "metasgd", "reptile"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 

@@ -9,7 +9,7 @@ import contextlib
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .adaptation import adapt_instances, adaptation_curve
-from .adapters import Adapter, ModelHead, SetEncoder
+from .adapters import Adapter, LinearModel, ModelHead, SetEncoder
 from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors, prefixed,
                          save_checkpoint, unprefixed)
 from .config import from_dict, to_dict
@@ -77,9 +77,16 @@ class MAMLDQN:
             self.family = with_time(self.family)
         self.device = torch.device(cfg.device)
         obs_shape, n_actions = tuple(self.family.observation_space.shape), int(self.family.action_space.n)
-        self.net = build_qnet(cfg.net, obs_shape, n_actions).to(self.device)
+        self.model: ModelHead | LinearModel | None = None
+        net_spec = cfg.net
+        if cfg.algo == "blr":  # a linear model on net.context features; the Q-network reads its weights vec(W_N)
+            self.model = LinearModel(obs_shape, n_actions, cfg.net.context, cfg.model_hidden, cfg.reward_model,
+                                     cfg.model_obs_weight, newest=cfg.context_obs == "newest")
+            net_spec = replace(cfg.net, context=self.model.context_width)
+        self.net = build_qnet(net_spec, obs_shape, n_actions).to(self.device)
         params = init_params(self.net, cfg.seed)
-        self.model: ModelHead | None = None
+        if isinstance(self.model, LinearModel):
+            params.update(self.model.init_params(derive_seed(cfg.seed, "model-head")))
         self.encoder: SetEncoder | None = None
         inner_lrs = None
         if cfg.algo in ("context", "encoder"):  # a model head m(s, a; c)

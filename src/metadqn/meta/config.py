@@ -13,7 +13,8 @@ from .weighting import validate_weights
 
 REWARD_MODELS = ("joint", "next")  # the model head's reward inputs (adapters/context.py)
 
-ALGOS = ("maml", "fomaml", "reptile", "metasgd", "context", "encoder")
+ALGOS = ("maml", "fomaml", "reptile", "metasgd", "context", "encoder", "blr")
+CONTEXT_ALGOS = ("context", "encoder", "blr")  # a task context read by the Q-network, inferred with a model
 
 # Settings whose default depends on the algorithm (like RL-Zoo's hyperparameter files): a
 # field left at None takes its algorithm's value. Context steps are cheap, so the context
@@ -23,6 +24,7 @@ _GRADIENT = {"inner_steps": 1, "inner_lr": 0.5, "outer_steps": 1, "support_batch
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "maml": _GRADIENT, "fomaml": _GRADIENT, "metasgd": _GRADIENT, "reptile": _GRADIENT,
     "context": {"inner_steps": 5, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
+    "blr": {"inner_steps": 1, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
     "encoder": {"inner_steps": 0, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
 }
 # Settings measured to work better on one family than the defaults: a new run of that family and
@@ -88,7 +90,9 @@ class MetaConfig:
 
     algo: str = "context"                  # context (context MAML on a model loss; the default) | maml | fomaml |
                                            # reptile | metasgd (whole-network MAML family) | encoder (a set
-                                           # encoder infers the context). None below: the algorithm's default
+                                           # encoder infers the context) | blr (the context is the exact posterior
+                                           # mean of a linear model on learned features; net.context = d features,
+                                           # the Q-network reads d·m). None below: the algorithm's default
     iterations: int = 300                  # collect-then-update rounds (each: outer_steps meta-updates)
     n_train_tasks: int = 40                # training tasks of the split meta_train() draws when given none
     n_test_tasks: int = 20                 # held-out tasks of that split (evaluation)
@@ -111,16 +115,16 @@ class MetaConfig:
                                            # carries no gradient; ≥ context_starts: among all at every update, as
                                            # at test time; 1: the first choice kept). 3 re-picks 98% of the full
                                            # choices after 7 updates on gridnav at a fraction of its cost
-    model_weight: float = 1.0              # context, encoder: weight of the query model loss in the outer loss
+    model_weight: float = 1.0              # context, encoder, blr: weight of the query model loss in the outer loss
     task_loss_weight: float = 0.0          # context, encoder: weight of a task-inference loss in the outer loss — a
                                            # linear probe of the adapted context predicts the training task's
                                            # parameters (scaled to [0, 1]); meta-training only, never at test time
-    model_obs_weight: float = 1.0          # context: weight of next-observation vs reward error in the model loss
-    model_hidden: tuple[int, ...] = (64, 64)  # context, encoder: hidden widths of the model head m(s, a; c)
+    model_obs_weight: float = 1.0          # context, blr (joint): weight of next-observation vs reward error in the model loss
+    model_hidden: tuple[int, ...] = (64, 64)  # context, encoder: hidden widths of the model head m(s, a; c); blr: of φ
     model_members: int = 1                 # context, encoder: independently initialized model heads (an ensemble);
                                            # the model loss (inner steps, the choice among starts, outer) averages
                                            # their errors, so a context cannot exploit one model's mistakes
-    reward_model: str = "joint"            # context, encoder: joint (one MLP predicts r and Δs from s, a, c) | next
+    reward_model: str = "joint"            # context, encoder, blr: joint (one MLP predicts r and Δs from s, a, c) | next
                                            # (the reward has its own MLP that also sees the observed s′)
     context_obs: str = "all"               # context, encoder: what the model head and the encoder read of a window
                                            # observation [steps, features] (families.with_history): all of it, or the
@@ -216,7 +220,7 @@ class MetaConfig:
         if self.inner_params == "context" and self.net.context < 1:
             raise ValueError("inner_params='context' adapts a task-context vector: set net.context >= 1 "
                              "(e.g. --set net.context=8)")
-        if self.algo in ("context", "encoder") and self.net.context < 1:
+        if self.algo in CONTEXT_ALGOS and self.net.context < 1:
             self.net.context = 8  # these algorithms need a context: 8 dimensions unless set
         if self.net.film and self.net.context < 1:
             raise ValueError("net.film lets the task context scale the Q-network's layers: it needs a context "
@@ -242,8 +246,9 @@ class MetaConfig:
         self.encoder_head = tuple(int(h) for h in self.encoder_head)
         if self.context_obs not in CONTEXT_OBS:
             raise ValueError(f"context_obs must be one of {CONTEXT_OBS}, got {self.context_obs!r}")
-        if self.context_obs != "all" and self.algo not in ("context", "encoder"):
-            raise ValueError("context_obs chooses what a model head and an encoder read: use algo 'context' or 'encoder'")
+        if self.context_obs != "all" and self.algo not in CONTEXT_ALGOS:
+            raise ValueError("context_obs chooses what a model head and an encoder read: use algo 'context', "
+                             "'encoder' or 'blr'")
         if self.encoder_pooling not in ENCODER_POOLINGS:
             raise ValueError(f"encoder_pooling must be one of {ENCODER_POOLINGS}, got {self.encoder_pooling!r}")
         if self.encoder_latent < 1 or self.encoder_measurements < 1:
@@ -298,4 +303,4 @@ class MetaConfig:
         return self.algo in ("fomaml", "reptile") or (self.algo in ("context", "encoder") and self.first_order_context)
 
 
-__all__ = ["ALGOS", "ALGO_DEFAULTS", "CONTEXT_OBS", "FAMILY_DEFAULTS", "INNER_PARAMS", "MetaConfig", "REWARD_MODELS", "TARGETS"]
+__all__ = ["ALGOS", "ALGO_DEFAULTS", "CONTEXT_ALGOS", "CONTEXT_OBS", "FAMILY_DEFAULTS", "INNER_PARAMS", "MetaConfig", "REWARD_MODELS", "TARGETS"]

@@ -8,7 +8,8 @@ For every training task x ``envs_per_task`` adaptation instances at once:
    episodes cycles through support_episodes..support_episodes_max;
 2. **inner loop**: θ'ᵢ = θ − α ∇L_TD(θ; supportᵢ), ``inner_steps`` times, vmapped over instances
    (``algo="context"``: only a task context moves, on a model loss — adapters/context.py;
-   ``algo="encoder"``: a set encoder infers the context instead — adapters/encoder.py);
+   ``algo="encoder"``: a set encoder infers the context instead — adapters/encoder.py;
+   ``algo="blr"``: the context is a linear model's posterior mean, solved — adapters/blr.py);
 3. **query**: each instance collects ``query_episodes`` episodes with its own θ'ᵢ, epsilon-greedy
    with ``eps_query`` (default 1.0, uniformly random: with a near-greedy query policy the TD
    outer loss only checks the actions that policy takes and never rewards a better argmax);
@@ -43,8 +44,8 @@ from torch import nn
 from torch.func import vmap
 
 from ..adaptation import adapt_batch, choose_batch, collect_support, instance_q, sample_support
-from ..adapters import (Adapter, ContextModelAdapter, EncoderAdapter, GradientAdapter, ModelHead, SetEncoder,
-                        SupportSpec)
+from ..adapters import (Adapter, BLRContextAdapter, ContextModelAdapter, EncoderAdapter, GradientAdapter, LinearModel,
+                        ModelHead, SetEncoder, SupportSpec)
 from ..nets import Params
 from ..replay import TaskReplay
 from ..rollout import collect
@@ -93,12 +94,20 @@ def inner_keys(cfg: MetaConfig, params: Params) -> tuple[str, ...] | None:
 
 
 def make_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int,
-                 model: ModelHead | None = None, encoder: SetEncoder | None = None) -> Adapter:
+                 model: ModelHead | LinearModel | None = None, encoder: SetEncoder | None = None) -> Adapter:
     """The adapter meta-training trains, over the live meta-parameters (differentiable):
     a :class:`ContextModelAdapter` for ``algo="context"`` (needs the model head), an
-    :class:`EncoderAdapter` for ``algo="encoder"`` (model head and encoder), else a
+    :class:`EncoderAdapter` for ``algo="encoder"`` (model head and encoder), a
+    :class:`BLRContextAdapter` for ``algo="blr"`` (its linear model), else a
     :class:`GradientAdapter`."""
     outer_n = horizon_n_step(cfg.n_step, horizon)
+    if cfg.algo == "blr":
+        if not isinstance(model, LinearModel):
+            raise ValueError("the blr algorithm needs its linear model")
+        return BLRContextAdapter(cfg.algo, net, model, state.params,
+                                 td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
+                                 support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1,
+                                                     gamma=cfg.gamma), model_weight=cfg.model_weight)
     if cfg.algo in ("context", "encoder"):  # a model loss on 1-step transitions, TD outside
         shared = dict(td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
                       support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1, gamma=cfg.gamma),
@@ -133,7 +142,7 @@ def instance_weights(per_instance: torch.Tensor, cfg: MetaConfig, n_tasks: int,
 
 
 def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers: Buffers, cfg: MetaConfig,
-                   model: ModelHead | None = None, encoder: SetEncoder | None = None) -> dict[str, Any]:
+                   model: ModelHead | LinearModel | None = None, encoder: SetEncoder | None = None) -> dict[str, Any]:
     """Steps 1–5 of the module docstring once; returns the iteration's metrics."""
     horizon, gen = env.max_episode_steps, state.generator
     adapter = make_adapter(net, state, cfg, horizon, model, encoder)
