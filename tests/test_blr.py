@@ -129,6 +129,8 @@ def test_blr_trains_adapts_and_evaluates_online_through_the_cli(tmp_path, capsys
         metadqn.MetaConfig(algo="blr", context_starts=4)
     with pytest.raises(ValueError, match="task_loss_weight"):
         metadqn.MetaConfig(algo="blr", task_loss_weight=1.0)
+    with pytest.raises(ValueError, match="model_members must be 1"):
+        metadqn.MetaConfig(algo="blr", model_members=3)
 
 
 def test_blr_learns_the_bandit_to_most_of_its_frozen_information_limit():

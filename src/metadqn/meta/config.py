@@ -241,6 +241,9 @@ class MetaConfig:
                              "'encoder' with refinement steps (inner_steps >= 1)")
         if self.model_members < 1:
             raise ValueError(f"model_members must be >= 1, got {self.model_members}")
+        if self.algo == "blr" and (self.model_members != 1 or self.first_order_context):
+            raise ValueError("blr solves its context in closed form with one linear model: model_members must be 1 "
+                             "and first_order_context false (there are no context steps)")
         self.model_hidden = tuple(int(h) for h in self.model_hidden)
         self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
         self.encoder_head = tuple(int(h) for h in self.encoder_head)
