@@ -534,6 +534,25 @@ def test_a_familys_recommended_settings_fill_only_what_the_user_leaves_unset(tmp
     assert (saved["outer_steps"], saved["query_replay"], saved["n_train_tasks"], saved["n_step"]) == (1, 4000, 2, 3)
 
 
+def test_a_nested_recommendation_keeps_the_users_other_nested_settings(tmp_path, capsys, monkeypatch):
+    """A recommended ``net.film`` fills only that key of ``net``: a user's ``net.hidden`` keeps it, in
+    Python, on the command line and in a sweep's trials; the user's own ``net.film`` wins."""
+    from metadqn.cli import main
+    from metadqn.meta import config as meta_config
+    from metadqn.scale.sweep import trial_values
+    monkeypatch.setitem(meta_config.FAMILY_DEFAULTS, "bandit", {"context": {"net": {"film": True}, "outer_steps": 2}})
+    cfg = MAMLDQN("bandit", net={"hidden": [16]}).config
+    assert (cfg.net.film, cfg.net.hidden, cfg.net.context, cfg.outer_steps) == (True, (16,), 8, 2)
+    assert MAMLDQN("bandit", net={"film": False}).config.net.film is False
+    assert trial_values("bandit", {}, {"net.hidden": [16]})["net"] == {"film": True, "hidden": [16]}
+    assert main(["train", "--family", "bandit", "--iterations", "1", "--set", "net.hidden=[16]", "--set",
+                 "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "eval_every=0", "--quiet",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert "recommended for bandit: net.film=True, outer_steps=2" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
+    assert (saved["net"]["film"], saved["net"]["hidden"], saved["outer_steps"]) == (True, [16], 2)
+
+
 def test_gridnav_with_obstacles_is_recommended_many_more_training_maps(tmp_path, capsys):
     """Every task of gridnav with obstacles draws its own layout, so held-out tasks are new maps: 40
     training tasks gave held-out NR -0.06, 640 gave 0.74 (RESULTS.md, twentieth session). Its options

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .checkpoint import CheckpointError
-from .config import ConfigError, apply_overrides, from_dict, load_json
+from .config import ConfigError, apply_overrides, from_dict, load_json, with_preset
 from .meta.config import ALGOS
 from .plugins import PluginError, import_plugin
 from .runlog import TrainingInterrupted
@@ -57,8 +57,11 @@ def _config_values(args: argparse.Namespace, explicit: dict[str, Any]) -> dict[s
 
 def _announce(label: str, preset: dict[str, Any]) -> None:
     """Say which preset settings a new run takes (none: say nothing)."""
+    def flat(settings: dict[str, Any], prefix: str = "") -> list[str]:  # nested as --set writes them: net.film=True
+        return [item for k, v in settings.items()
+                for item in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}={v}"])]
     if preset:
-        print(f"{label}: " + ", ".join(f"{k}={v}" for k, v in preset.items()) + " (override with --set)")
+        print(f"{label}: " + ", ".join(flat(preset)) + " (override with --set)")
 
 
 def _workers(args: argparse.Namespace) -> Any:
@@ -103,7 +106,7 @@ def cmd_dqn(args: argparse.Namespace) -> int:
     values = _config_values(args, {"total_steps": args.steps, "seed": args.seed, "device": args.device})
     recommended = DQNConfig.family_defaults(family.name, values)
     _announce(f"recommended for {family.name}", recommended)
-    config = from_dict(DQNConfig, {**recommended, **values})
+    config = from_dict(DQNConfig, with_preset(recommended, values))
     agent = DQN(family, _parse_task(args.task), config)
     out = prepare(args.out, overwrite=args.overwrite)
     write_config(out, kind="dqn", family=family, config=agent.config, tasks={"tasks": agent.tasks})
@@ -145,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                        "device": args.device})
         recommended = MetaConfig.family_defaults(family, values)
         _announce(f"recommended for {family.recommendation}", recommended)
-        values = {**recommended, **values}
+        values = with_preset(recommended, values)
         config = from_dict(MetaConfig, values)
         _announce(f"{config.algo} defaults", MetaConfig.algo_defaults(values))
         if workers is not None:

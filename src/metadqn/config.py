@@ -127,8 +127,28 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def unset_from(preset: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of ``preset`` (recommended or algorithm defaults) that ``values`` — what the
-    user set — leave unset (absent or None)."""
-    return {k: v for k, v in preset.items() if values.get(k) is None}
+    user set — leave unset (absent or None); a nested preset (``{"net": {"film": True}}``) only
+    where the user's nested settings leave that key unset (a whole object given, such as a
+    ``NetSpec``, sets all of it)."""
+    out: dict[str, Any] = {}
+    for k, v in preset.items():
+        mine = values.get(k)
+        if isinstance(v, Mapping) and isinstance(mine, Mapping):
+            rest = unset_from(v, mine)
+            if rest:
+                out[k] = rest
+        elif mine is None:
+            out[k] = v
+    return out
+
+
+def with_preset(preset: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` over ``preset``, nested settings merged key by key (the user's ``net.hidden``
+    keeps a recommended ``net.film``)."""
+    out = dict(preset)
+    for k, v in values.items():
+        out[k] = with_preset(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
 
 
 def check_device(device: str) -> None:

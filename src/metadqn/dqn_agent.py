@@ -22,7 +22,7 @@ import torch
 from torch.func import vmap
 
 from .checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
-from .config import check_device, from_dict, to_dict, unset_from
+from .config import check_device, from_dict, to_dict, unset_from, with_preset
 from .rollout import epsilon_greedy, greedy_returns, linear_schedule, params_q
 from .td import LOSSES, td_loss
 from .nets import NetSpec, Params, build_qnet, init_params, q_values
@@ -122,7 +122,7 @@ class DQN:
         # a config is taken as it is; without one, the family's recommended settings fill what the
         # overrides leave unset
         base = to_dict(config) if config is not None else DQNConfig.family_defaults(self.family.name, overrides)
-        self.config = from_dict(DQNConfig, {**base, **overrides})
+        self.config = from_dict(DQNConfig, with_preset(base, overrides))
         cfg = self.config
         self.device = torch.device(cfg.device)
         obs_shape = tuple(self.family.observation_space.shape)

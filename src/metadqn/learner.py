@@ -20,7 +20,7 @@ from .adaptation import adapt_instances, adaptation_curve
 from .adapters import Adapter, LinearModel, ModelHead, SetEncoder
 from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors, prefixed,
                          save_checkpoint, unprefixed)
-from .config import from_dict, to_dict
+from .config import from_dict, to_dict, with_preset
 from .meta.config import ALGOS, MetaConfig
 from .meta.iteration import Buffers, MetaState, inner_keys, make_adapter, meta_iteration
 from .meta.weighting import validate_weights
@@ -68,7 +68,7 @@ class MAMLDQN:
         fill what ``overrides`` leave unset; a ``config`` is taken as it is."""
         self.family = make_family(family) if isinstance(family, str) else family
         base = to_dict(config) if config is not None else MetaConfig.family_defaults(self.family, overrides)
-        self.config = from_dict(MetaConfig, {**base, **overrides})
+        self.config = from_dict(MetaConfig, with_preset(base, overrides))
         cfg = self.config
         if isinstance(self.family, TimeFamily):
             raise ValueError("pass the family itself and time_feature=True: a run saves its family by name and "

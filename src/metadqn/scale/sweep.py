@@ -31,7 +31,7 @@ import numpy as np
 
 from ..baselines import oracle_returns, random_returns
 from ..checkpoint import write_atomically
-from ..config import ConfigError, apply_overrides, from_dict, to_dict
+from ..config import ConfigError, apply_overrides, from_dict, to_dict, with_preset
 from ..evaluate import EvalConfig, evaluate_adapters
 from ..learner import MAMLDQN, MetaConfig
 from ..plugins import import_plugin, imported
@@ -102,7 +102,7 @@ def trial_values(family: TaskFamily | str, base: Mapping[str, Any], values: Mapp
     (dotted grid keys such as ``net.context`` set a nested value, as ``--set`` does). ``family``: the
     family (its options may change what is recommended) or its recommendation key."""
     given = apply_overrides(dict(base), [f"{k}={json.dumps(v)}" for k, v in values.items()])
-    return {**MetaConfig.family_defaults(family, given), **given}
+    return with_preset(MetaConfig.family_defaults(family, given), given)
 
 
 def _configs(family: TaskFamily, base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
