@@ -164,3 +164,18 @@ def test_a_saved_blr_run_resumes_bit_exactly(tmp_path):
         one.meta_train(iterations=4, progress=False)
     for k, v in learner.params.items():
         assert torch.equal(again.params[k], v), k
+
+
+def test_newest_context_obs_gives_blr_the_newest_step_of_a_window():
+    """context_obs='newest': the features read each window's newest step (not its flag), exactly
+    as they read an unwindowed observation."""
+    W = 3
+    flat, win = LinearModel((OBS,), A, D, (7,), "next"), LinearModel((W, OBS + 1), A, D, (7,), "next", newest=True)
+    params = flat.init_params(0)
+    obs, nxt = torch.randn(6, W, OBS + 1), torch.randn(6, W, OBS + 1)
+    batch = Batch(obs, torch.randint(0, A, (6,)), torch.randn(6), nxt, torch.ones(6))
+    older = batch._replace(obs=obs + torch.cat((torch.ones(6, W - 1, OBS + 1), torch.zeros(6, 1, OBS + 1)), 1))
+    want = flat.posterior_mean(params, torch.zeros(D, 1), Batch(obs[:, -1, :OBS], batch.action, batch.returns,
+                                                                 nxt[:, -1, :OBS], batch.discount))
+    assert torch.equal(win.posterior_mean(params, torch.zeros(D, 1), batch), want)
+    assert torch.equal(win.posterior_mean(params, torch.zeros(D, 1), older), want)

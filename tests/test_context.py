@@ -645,7 +645,7 @@ def test_newest_context_obs_reads_only_the_current_step_of_a_window_while_the_q_
         MAMLDQN("gridnav", algo="context", context_obs="newest")
     with pytest.raises(ValueError, match="context_obs must be one of"):
         MAMLDQN("gridnav", algo="context", context_obs="last")
-    with pytest.raises(ValueError, match="use algo 'context' or 'encoder'"):
+    with pytest.raises(ValueError, match="use algo 'context', 'encoder' or 'blr'"):
         MAMLDQN(family, algo="maml", context_obs="newest")
 
 
