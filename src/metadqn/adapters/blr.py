@@ -30,7 +30,8 @@ Adaptation "steps": 0 is the prior (c = vec W₀, zero-shot); any k ≥ 1 is the
 Measured (RESULTS.md, twenty-third session): with ``net.film`` at the bandit's frozen limit
 (98–102%), but online from no data it never explores (48% of the online limit); below context
 MAML on gridnav (0.83 vs 0.856), where a linear-Gaussian posterior cannot use that each reward
-field is a distance to one goal; 0.15 on preference, the only method that adapts there.
+field is a distance to one goal; 0.15 and 0.23 on preference (two seeds), the only method
+that adapts there.
 """
 
 from __future__ import annotations
