@@ -48,7 +48,7 @@ from ..nets import Params, init_params, q_values
 from ..replay import Batch, Query, query_parts
 from ..td import TDLoss, td_loss
 from .base import Adapter, State, SupportSpec
-from .context import PREFIX, action_one_hot, observation_rows, observation_width
+from .context import PREFIX, ModelHead, action_one_hot, observation_rows, observation_width
 
 
 MIN_LOG_PRECISION = math.log(1e-3)  # the prior precision λ stays ≥ 10⁻³ (measured runs learned 0.2–3)
@@ -73,10 +73,7 @@ class LinearModel(nn.Module):
         self.obs_weight = 0.0 if self.reads_next else float(obs_weight)
         self.outputs = 1 + (self.obs_dim if self.obs_weight > 0 else 0)
         width = self.obs_dim * (2 if self.reads_next else 1) + self.n_actions
-        self.features = nn.ModuleList()
-        for h in (*hidden, self.n_features):
-            self.features.append(nn.Linear(width, h))
-            width = h
+        self.features = ModelHead._mlp(width, hidden, self.n_features)
         self.log_precision = nn.Parameter(torch.zeros(self.n_features))
 
     @property
@@ -85,9 +82,7 @@ class LinearModel(nn.Module):
         return self.n_features * self.outputs
 
     def init_params(self, seed: int) -> Params:
-        params = {PREFIX + k: v for k, v in init_params(self, seed).items()}
-        params[PREFIX + "log_precision"] = torch.zeros(self.n_features)
-        return params
+        return {PREFIX + k: v for k, v in init_params(self, seed).items()}  # log_precision: zeros, λ = 1
 
     def phi(self, params: Params, batch: Batch) -> torch.Tensor:
         """Features ``[batch, d]`` of the transitions of ``batch``."""

@@ -51,7 +51,7 @@ from ..replay import TaskReplay
 from ..rollout import collect
 from ..tasks import BatchedEnv
 from ..td import TDLoss
-from .config import MetaConfig
+from .config import CONTEXT_ALGOS, MetaConfig
 from .maml import InnerLoop
 from .reptile import reptile_direction
 from .weighting import task_weights
@@ -101,17 +101,15 @@ def make_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int
     :class:`BLRContextAdapter` for ``algo="blr"`` (its linear model), else a
     :class:`GradientAdapter`."""
     outer_n = horizon_n_step(cfg.n_step, horizon)
-    if cfg.algo == "blr":
-        if not isinstance(model, LinearModel):
-            raise ValueError("the blr algorithm needs its linear model")
-        return BLRContextAdapter(cfg.algo, net, model, state.params,
-                                 td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
-                                 support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1,
-                                                     gamma=cfg.gamma), model_weight=cfg.model_weight)
-    if cfg.algo in ("context", "encoder"):  # a model loss on 1-step transitions, TD outside
+    if cfg.algo in CONTEXT_ALGOS:  # a model loss on 1-step transitions, TD outside
         shared = dict(td=TDLoss(n_step=outer_n, gamma=cfg.gamma, double=cfg.double, loss=cfg.loss),
                       support=SupportSpec(epsilon=cfg.eps_support, batch=cfg.support_batch, n_step=1, gamma=cfg.gamma),
-                      obs_weight=cfg.model_obs_weight, model_weight=cfg.model_weight)
+                      model_weight=cfg.model_weight)
+        if cfg.algo == "blr":  # its model's observation weight is fixed when the model is built
+            if not isinstance(model, LinearModel):
+                raise ValueError("the blr algorithm needs its linear model")
+            return BLRContextAdapter(cfg.algo, net, model, state.params, **shared)
+        shared["obs_weight"] = cfg.model_obs_weight
         if cfg.algo == "encoder":
             if model is None or encoder is None:
                 raise ValueError("the encoder algorithm needs its model head and set encoder")
