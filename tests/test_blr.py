@@ -134,15 +134,17 @@ def test_blr_trains_adapts_and_evaluates_online_through_the_cli(tmp_path, capsys
 
 
 def test_blr_learns_the_bandit_to_most_of_its_frozen_information_limit():
-    """40 iterations (≈ 30 s on one core): after one random episode, greedy NR on the held-out
-    arms ≥ 80% of the best frozen policy's given the same data (measured 0.755–0.775 over three
-    seeds, 90–93% of its 0.834), where the prior context alone scores below 0.2."""
+    """The bandit's own defaults (blr with its recommended settings, no algorithm named), 40
+    iterations (≈ 30 s on one core): after one random episode, greedy NR on the held-out arms
+    ≥ 80% of the best frozen policy's given the same data (measured 0.755–0.775 over three seeds,
+    90–93% of its 0.834, before support_prefix_min; 0.763 with it), where the prior context
+    alone scores below 0.2."""
     from metadqn.limits import limit_returns
     from metadqn.stats import normalized
     import numpy as np
     torch.manual_seed(0)
-    learner = metadqn.MAMLDQN("bandit", algo="blr", reward_model="next", model_obs_weight=0.0, net={"film": True},
-                              eval_every=0, checkpoint_every=0, seed=0)
+    learner = metadqn.MAMLDQN("bandit", eval_every=0, checkpoint_every=0, seed=0)
+    assert (learner.config.algo, learner.config.reward_model, learner.config.net.film) == ("blr", "next", True)
     learner.meta_train(iterations=40)
     tasks, family = learner.test_tasks, learner.family
     nr = learner.adaptation_returns(tasks, steps=(0, 1), episodes=1, runs=10, eval_episodes=5, seed=123)["nr"]
@@ -151,6 +153,58 @@ def test_blr_learns_the_bandit_to_most_of_its_frozen_information_limit():
     limit = normalized(limit_returns(family, tasks, kind="frozen", runs_per_task=10, episodes=1, seed=123), rand, best)
     assert nr[0].mean().item() < 0.2
     assert nr[1].mean().item() >= 0.8 * limit.mean(), (nr[1].mean().item(), limit.mean())
+
+
+def test_support_prefix_min_meta_trains_on_beginnings_of_the_support(monkeypatch):
+    """With ``support_prefix_min`` every meta-update's outer loss adapts on the support's first m
+    transitions (the oldest; one m for all instances), m from support_prefix_min to all of them."""
+    from metadqn.meta import iteration
+    seen = []
+    real = iteration.outer_losses
+
+    def spy(adapter, support, query, **kw):
+        seen.append(support)
+        return real(adapter, support, query, **kw)
+    monkeypatch.setattr(iteration, "outer_losses", spy)
+    family = metadqn.make_family("bandit", arms=3, horizon=10)
+    learner = metadqn.MAMLDQN(family, algo="blr", support_prefix_min=3, outer_steps=12, n_train_tasks=2,
+                              envs_per_task=2, eval_every=0, checkpoint_every=0, seed=0)
+    learner.meta_train(iterations=2, progress=False)
+    lengths = [b.obs.shape[1] for b in seen]
+    assert len(lengths) == 24 and min(lengths) >= 3 and max(lengths) <= 10 and len(set(lengths)) >= 4, lengths
+    for b in seen:  # the bandit's observation is the fraction of pulls made: the oldest m are 0, 1/10, ...
+        m = b.obs.shape[1]
+        assert torch.allclose(b.obs[..., 0], (torch.arange(m) / 10).expand(4, m))
+    # off (the bandit recommends 1 for blr): always the whole episode
+    seen.clear()
+    metadqn.MAMLDQN(family, algo="blr", support_prefix_min=0, outer_steps=3, n_train_tasks=2, envs_per_task=2, eval_every=0,
+                    checkpoint_every=0).meta_train(iterations=1, progress=False)
+    assert [b.obs.shape[1] for b in seen] == [10, 10, 10]
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(algo="maml", support_prefix_min=1), "support_batch=0"),
+    (dict(algo="blr", support_prefix_min=-1), "support_prefix_min must be >= 0"),
+])
+def test_support_prefix_min_refuses_what_it_cannot_cut(settings, message):
+    with pytest.raises(ValueError, match=message):
+        metadqn.MetaConfig(**settings)
+
+
+def test_the_bandit_defaults_to_blr_unless_the_user_names_an_algorithm(tmp_path, capsys):
+    """A family's own default algorithm (``FAMILY_ALGOS``) and its recommendation apply where no
+    algorithm is given, are printed, and land in the saved config; a named algorithm wins."""
+    assert metadqn.MetaConfig.family_defaults("bandit", {}) == {
+        "algo": "blr", "reward_model": "next", "model_obs_weight": 0.0, "net": {"film": True}, "support_prefix_min": 1}
+    context = metadqn.MAMLDQN("bandit", algo="context").config
+    assert (context.algo, context.net.film, context.support_prefix_min, context.reward_model) == (
+        "context", False, 0, "joint")
+    assert metadqn.MAMLDQN("gridnav").config.algo == "context"
+    assert main(["train", "--family", "bandit", "--iterations", "1", "--set", "n_train_tasks=2", "--set",
+                 "n_test_tasks=1", "--set", "eval_every=0", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert "recommended for bandit: algo=blr, reward_model=next" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
+    assert (saved["algo"], saved["support_prefix_min"], saved["net"]["film"]) == ("blr", 1, True)
 
 
 def test_a_saved_blr_run_resumes_bit_exactly(tmp_path):

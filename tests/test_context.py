@@ -541,6 +541,7 @@ def test_a_nested_recommendation_keeps_the_users_other_nested_settings(tmp_path,
     from metadqn.meta import config as meta_config
     from metadqn.scale.sweep import trial_values
     monkeypatch.setitem(meta_config.FAMILY_DEFAULTS, "bandit", {"context": {"net": {"film": True}, "outer_steps": 2}})
+    monkeypatch.delitem(meta_config.FAMILY_ALGOS, "bandit")  # context MAML, the algorithm recommended for here
     cfg = MAMLDQN("bandit", net={"hidden": [16]}).config
     assert (cfg.net.film, cfg.net.hidden, cfg.net.context, cfg.outer_steps) == (True, (16,), 8, 2)
     assert MAMLDQN("bandit", net={"film": False}).config.net.film is False

@@ -367,8 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(family=None)
     p.add_argument("--algo", choices=list(ALGOS), default=None,
-                   help="context (default: context MAML on a model loss) | maml | fomaml | reptile | metasgd | encoder "
-                        "(a set encoder infers the context) | blr (the context is a linear model's exact posterior mean)")
+                   help="context (context MAML on a model loss: the default, except on a family with its own, printed "
+                        "with its recommended settings — blr on the bandit) | maml | fomaml | reptile | metasgd | "
+                        "encoder (a set encoder infers the context) | blr (the context is a linear model's exact "
+                        "posterior mean)")
     p.add_argument("--iterations", type=int, default=None, help="meta-updates (config iterations)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--rollout-workers", type=int, default=0, metavar="N",

@@ -52,8 +52,10 @@ def _copy(params: Params) -> Params:
 
 class MAMLDQN:
     """A Q-network meta-trained to adapt to a new task in a few cheap steps: by default
-    context MAML (a task context adapted on a model loss); ``algo="maml"`` (and fomaml,
-    metasgd, reptile) for whole-network MAML, ``algo="encoder"`` for the inference baseline.
+    context MAML (a task context adapted on a model loss) — or the family's own default
+    algorithm (:data:`~metadqn.meta.config.FAMILY_ALGOS`: ``blr`` on the bandit);
+    ``algo="maml"`` (and fomaml, metasgd, reptile) for whole-network MAML, ``algo="encoder"``
+    for the inference baseline, ``algo="blr"`` for a closed-form posterior context.
 
     >>> family = make_family("gridnav")
     >>> learner = MAMLDQN(family)                 # context MAML; MAMLDQN(family, algo="maml") for MAML
@@ -64,8 +66,10 @@ class MAMLDQN:
     def __init__(self, family: TaskFamily | str, config: MetaConfig | None = None, **overrides: Any) -> None:
         """Settings: ``config`` (default ``MetaConfig()``) with keyword ``overrides`` on top;
         settings left unset take their algorithm's default (:data:`~metadqn.meta.config.ALGO_DEFAULTS`).
-        Without ``config``, the family's recommended settings (:data:`~metadqn.meta.config.FAMILY_DEFAULTS`)
-        fill what ``overrides`` leave unset; a ``config`` is taken as it is."""
+        Without ``config``, the family's default algorithm where ``overrides`` name none
+        (:data:`~metadqn.meta.config.FAMILY_ALGOS`) and its recommended settings
+        (:data:`~metadqn.meta.config.FAMILY_DEFAULTS`) fill what ``overrides`` leave unset; a
+        ``config`` is taken as it is."""
         self.family = make_family(family) if isinstance(family, str) else family
         base = to_dict(config) if config is not None else MetaConfig.family_defaults(self.family, overrides)
         self.config = from_dict(MetaConfig, with_preset(base, overrides))

@@ -47,7 +47,7 @@ from ..adaptation import adapt_batch, choose_batch, collect_support, instance_q,
 from ..adapters import (Adapter, BLRContextAdapter, ContextModelAdapter, EncoderAdapter, GradientAdapter, LinearModel,
                         ModelHead, SetEncoder, SupportSpec)
 from ..nets import Params
-from ..replay import TaskReplay
+from ..replay import Batch, TaskReplay
 from ..rollout import collect
 from ..tasks import BatchedEnv
 from ..td import TDLoss
@@ -168,6 +168,8 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
         if update:  # further meta-updates on fresh minibatches of the same episodes
             support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
         query = buffers.query.sample_query(cfg.query_batch, outer_n, cfg.gamma, generator=gen)
+        if cfg.support_prefix_min:
+            support = support_prefix(support, cfg.support_prefix_min, generator=gen)
         state.optimizer.zero_grad(set_to_none=True)
         if cfg.algo == "reptile":
             with torch.no_grad():
@@ -200,6 +202,16 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     return metrics
 
 
+def support_prefix(support: Batch, shortest: int, *, generator: torch.Generator) -> Batch:
+    """The first m transitions of every instance's ``support`` (held oldest first), m uniform
+    in ``shortest``..all (``MetaConfig.support_prefix_min``); all of it where it is shorter."""
+    n = support.obs.shape[1]
+    if shortest >= n:
+        return support
+    m = int(torch.randint(shortest, n + 1, (1,), generator=generator, device=generator.device))
+    return Batch(*(x[:, :m] for x in support))
+
+
 def task_vectors(env: BatchedEnv, cfg: MetaConfig) -> torch.Tensor:
     """Each instance's scaled task parameters ``[task * envs_per_task, P]`` (task-major), the
     targets of the task-inference loss."""
@@ -227,4 +239,4 @@ def outer_losses(adapter: Adapter, support: Any, query: Any, *, steps: int, targ
 
 
 __all__ = ["Buffers", "MetaState", "horizon_n_step", "inner_keys", "instance_weights", "make_adapter",
-           "meta_iteration", "outer_losses", "task_vectors"]
+           "meta_iteration", "outer_losses", "support_prefix", "task_vectors"]
