@@ -282,10 +282,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     quiet = ["--quiet"] if args.quiet else []
     sets = [x for kv in args.set or [] for x in ("--set", kv)]
-    others = {algo: str(Path(args.out) / algo) for algo in ("maml", "encoder")}
+    from .meta.config import FAMILY_ALGOS
+    own = FAMILY_ALGOS.get(args.family)  # the family's own default algorithm (blr on the bandit) is shown too
+    algos = ("maml", "encoder") + ((own,) if own and own not in ("context", "maml", "encoder") else ())
+    others = {algo: str(Path(args.out) / algo) for algo in algos}
     print(f"metadqn demo on {args.family}: meta-training context MAML (a task context adapted on a model loss), "
-          "whole-network MAML and the set-encoder baseline, then evaluating them against the baselines and the "
-          "information limit on held-out tasks, frozen and online")
+          "whole-network MAML and the set-encoder baseline"
+          + (f", and {own}, {args.family}'s own default," if own in others else ",")
+          + " then evaluating them against the baselines and the information limit on held-out tasks, frozen "
+          "and online")
     if args.jobs < 1:
         print(f"metadqn demo: error: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2

@@ -27,8 +27,10 @@ the features and the prior: the prediction of new data after the support).
 
 Adaptation "steps": 0 is the prior (c = vec W₀, zero-shot); any k ≥ 1 is the solve.
 
-Measured (RESULTS.md, twenty-third session): with ``net.film`` at the bandit's frozen limit
-(98–102%), but online from no data it never explores (48% of the online limit); below context
+Measured (RESULTS.md, twenty-third and twenty-fourth sessions): with ``net.film`` at the bandit's
+frozen limit (97–104% over five seeds; the bandit's default algorithm), and online from no data at
+its online limit too when meta-trained on beginnings of the support (``support_prefix_min``; on
+whole episodes only it never explores: 48%); below context
 MAML on gridnav (0.83 vs 0.856), where a linear-Gaussian posterior cannot use that each reward
 field is a distance to one goal; 0.15 and 0.23 on preference (two seeds), the only method
 that adapts there.
