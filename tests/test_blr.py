@@ -200,6 +200,9 @@ def test_the_bandit_defaults_to_blr_unless_the_user_names_an_algorithm(tmp_path,
     assert (context.algo, context.net.film, context.support_prefix_min, context.reward_model) == (
         "context", False, 0, "joint")
     assert metadqn.MAMLDQN("gridnav").config.algo == "context"
+    preference = metadqn.MAMLDQN("preference").config
+    assert (preference.algo, preference.iterations, preference.net.film) == ("blr", 600, True)
+    assert metadqn.MAMLDQN("preference", iterations=50).config.iterations == 50
     assert main(["train", "--family", "bandit", "--iterations", "1", "--set", "n_train_tasks=2", "--set",
                  "n_test_tasks=1", "--set", "eval_every=0", "--quiet", "--out", str(tmp_path / "b")]) == 0
     assert "recommended for bandit: algo=blr, reward_model=next" in capsys.readouterr().out

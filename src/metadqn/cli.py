@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(family=None)
     p.add_argument("--algo", choices=list(ALGOS), default=None,
                    help="context (context MAML on a model loss: the default, except on a family with its own, printed "
-                        "with its recommended settings — blr on the bandit) | maml | fomaml | reptile | metasgd | "
+                        "with its recommended settings — blr on the bandit and preference) | maml | fomaml | reptile | metasgd | "
                         "encoder (a set encoder infers the context) | blr (the context is a linear model's exact "
                         "posterior mean)")
     p.add_argument("--iterations", type=int, default=None, help="meta-updates (config iterations)")

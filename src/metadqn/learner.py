@@ -53,7 +53,7 @@ def _copy(params: Params) -> Params:
 class MAMLDQN:
     """A Q-network meta-trained to adapt to a new task in a few cheap steps: by default
     context MAML (a task context adapted on a model loss) — or the family's own default
-    algorithm (:data:`~metadqn.meta.config.FAMILY_ALGOS`: ``blr`` on the bandit);
+    algorithm (:data:`~metadqn.meta.config.FAMILY_ALGOS`: ``blr`` on the bandit and preference);
     ``algo="maml"`` (and fomaml, metasgd, reptile) for whole-network MAML, ``algo="encoder"``
     for the inference baseline, ``algo="blr"`` for a closed-form posterior context.
 

@@ -32,7 +32,7 @@ frozen limit (97–104% over five seeds; the bandit's default algorithm), and on
 its online limit too when meta-trained on beginnings of the support (``support_prefix_min``; on
 whole episodes only it never explores: 48%); below context
 MAML on gridnav (0.83 vs 0.856), where a linear-Gaussian posterior cannot use that each reward
-field is a distance to one goal; 0.15 and 0.23 on preference (two seeds), the only method
+field is a distance to one goal; 0.15 / 0.23 / 0.20 on preference (three seeds; its default there), the only method
 that adapts there.
 """
 
