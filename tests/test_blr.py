@@ -155,31 +155,23 @@ def test_blr_learns_the_bandit_to_most_of_its_frozen_information_limit():
     assert nr[1].mean().item() >= 0.8 * limit.mean(), (nr[1].mean().item(), limit.mean())
 
 
-def test_support_prefix_min_meta_trains_on_beginnings_of_the_support(monkeypatch):
+def test_support_prefix_min_meta_trains_on_beginnings_of_the_support(outer_loss_calls):
     """With ``support_prefix_min`` every meta-update's outer loss adapts on the support's first m
     transitions (the oldest; one m for all instances), m from support_prefix_min to all of them."""
-    from metadqn.meta import iteration
-    seen = []
-    real = iteration.outer_losses
-
-    def spy(adapter, support, query, **kw):
-        seen.append(support)
-        return real(adapter, support, query, **kw)
-    monkeypatch.setattr(iteration, "outer_losses", spy)
     family = metadqn.make_family("bandit", arms=3, horizon=10)
     learner = metadqn.MAMLDQN(family, algo="blr", support_prefix_min=3, outer_steps=12, n_train_tasks=2,
                               envs_per_task=2, eval_every=0, checkpoint_every=0, seed=0)
     learner.meta_train(iterations=2, progress=False)
-    lengths = [b.obs.shape[1] for b in seen]
+    lengths = [b.obs.shape[1] for b, _ in outer_loss_calls]
     assert len(lengths) == 24 and min(lengths) >= 3 and max(lengths) <= 10 and len(set(lengths)) >= 4, lengths
-    for b in seen:  # the bandit's observation is the fraction of pulls made: the oldest m are 0, 1/10, ...
+    for b, _ in outer_loss_calls:  # the bandit's observation is the fraction of pulls made: the oldest m are 0, 1/10, ...
         m = b.obs.shape[1]
         assert torch.allclose(b.obs[..., 0], (torch.arange(m) / 10).expand(4, m))
     # off (the bandit recommends 1 for blr): always the whole episode
-    seen.clear()
+    outer_loss_calls.clear()
     metadqn.MAMLDQN(family, algo="blr", support_prefix_min=0, outer_steps=3, n_train_tasks=2, envs_per_task=2, eval_every=0,
                     checkpoint_every=0).meta_train(iterations=1, progress=False)
-    assert [b.obs.shape[1] for b in seen] == [10, 10, 10]
+    assert [b.obs.shape[1] for b, _ in outer_loss_calls] == [10, 10, 10]
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -165,23 +165,17 @@ def test_outer_lr_decay_scales_each_iterations_step_and_resumes_bit_exactly(tmp_
 
 
 @pytest.mark.parametrize("n_step", [1, 3])
-def test_the_outer_loss_gets_n_step_td_data_and_the_model_the_same_transitions_one_step_long(monkeypatch, n_step):
+def test_the_outer_loss_gets_n_step_td_data_and_the_model_the_same_transitions_one_step_long(outer_loss_calls,
+                                                                                            n_step):
     """Context MAML with n-step TD: every meta-update's outer loss receives a Query whose step
     part is the query replay's own 1-step transitions (rewards, next observations) at the
     transitions of the n-step part; with n = 1 a plain Batch, as before."""
-    seen = []
-    original = it.outer_losses
-
-    def spy(adapter, support, query, **kw):
-        seen.append(query)
-        return original(adapter, support, query, **kw)
-    monkeypatch.setattr(it, "outer_losses", spy)
     family = metadqn.make_family("gridnav", size=5)
     train, _ = family.split(2, 0, seed=0)
     learner = MAMLDQN(family, algo="context", n_step=n_step, outer_steps=2, **TINY)
     learner.meta_train(train, progress=False)
-    assert len(seen) == 2
-    for q in seen:
+    assert len(outer_loss_calls) == 2
+    for _, q in outer_loss_calls:
         if n_step == 1:
             assert isinstance(q, Batch)
             continue
