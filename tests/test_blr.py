@@ -164,13 +164,13 @@ def test_support_prefix_min_meta_trains_on_beginnings_of_the_support(outer_loss_
     learner.meta_train(iterations=2, progress=False)
     lengths = [b.obs.shape[1] for b, _ in outer_loss_calls]
     assert len(lengths) == 24 and min(lengths) >= 3 and max(lengths) <= 10 and len(set(lengths)) >= 4, lengths
-    for b, _ in outer_loss_calls:  # the bandit's observation is the fraction of pulls made: the oldest m are 0, 1/10, ...
+    for b, _ in outer_loss_calls:  # the bandit observes the fraction of pulls made: the oldest m are 0, 1/10, ...
         m = b.obs.shape[1]
         assert torch.allclose(b.obs[..., 0], (torch.arange(m) / 10).expand(4, m))
     # off (the bandit recommends 1 for blr): always the whole episode
     outer_loss_calls.clear()
-    metadqn.MAMLDQN(family, algo="blr", support_prefix_min=0, outer_steps=3, n_train_tasks=2, envs_per_task=2, eval_every=0,
-                    checkpoint_every=0).meta_train(iterations=1, progress=False)
+    metadqn.MAMLDQN(family, algo="blr", support_prefix_min=0, outer_steps=3, n_train_tasks=2, envs_per_task=2,
+                    eval_every=0, checkpoint_every=0).meta_train(iterations=1, progress=False)
     assert [b.obs.shape[1] for b, _ in outer_loss_calls] == [10, 10, 10]
 
 
