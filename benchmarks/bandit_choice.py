@@ -45,7 +45,7 @@ def main() -> None:
         means = np.array([t["means"] for t in instances])
         rand, best = means.mean(1) * horizon, means.max(1) * horizon
         limit = np.array([family.frozen_limit_return(t, d) for t, d in zip(instances, data)])
-        posterior = np.array([a / (a + b) for a, b in (family._beta_posterior(d) for d in data)])
+        posterior = np.array([a / (a + b) for a, b in (family.beta_posterior(d) for d in data)])
         states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=steps, seed=seed)
         obs = (torch.arange(horizon, dtype=torch.float32) / horizon).view(1, horizon, 1).expand(len(instances), -1, -1)
         print(f"{run}: frozen limit NR {((limit - rand) / (best - rand)).mean():.3f} "

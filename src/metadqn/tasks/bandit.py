@@ -51,7 +51,7 @@ class BanditFamily(TaskFamily):
         task = self.validate_task(task)
         if not self._uniform_prior():
             return None
-        alpha, beta = self._beta_posterior(data)
+        alpha, beta = self.beta_posterior(data)
         posterior = alpha / (alpha + beta)
         best = np.flatnonzero(np.isclose(posterior, posterior.max()))
         return self.max_episode_steps * float(np.mean(np.asarray(task["means"])[best]))
@@ -69,7 +69,7 @@ class BanditFamily(TaskFamily):
         build the tables once, ≈ 2.5 s per instance, ≈ 3 GB of memory at the peak."""
         if not self._uniform_prior() or state_count(self.arms, self.max_episode_steps) > MAX_STATES:
             return [None] * len(tasks)
-        alpha, beta = (np.stack(x) for x in zip(*(self._beta_posterior(d) for d in data)))   # [B, K] each
+        alpha, beta = (np.stack(x) for x in zip(*(self.beta_posterior(d) for d in data)))   # [B, K] each
         means = np.array([self.validate_task(t)["means"] for t in tasks], dtype=np.float64)
         _, returns = bayes_adaptive_returns(alpha, beta, means, self.max_episode_steps)
         return [float(r) for r in returns]
@@ -79,8 +79,9 @@ class BanditFamily(TaskFamily):
         spec = self.param("means")
         return (spec.low, spec.high) == (0.0, 1.0)
 
-    def _beta_posterior(self, data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Each arm's Beta(1 + successes, 1 + failures) after ``data`` (``[K]`` each)."""
+    def beta_posterior(self, data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Each arm's Beta(1 + successes, 1 + failures) after ``data`` (``[K]`` each; the limits'
+        posterior under the uniform prior, also what ``benchmarks/bandit_choice.py`` compares with)."""
         actions = np.asarray(data["action"], dtype=int).reshape(-1)
         reward = np.asarray(data["reward"], dtype=float).reshape(-1)
         wins = np.bincount(actions, weights=reward, minlength=self.arms)
