@@ -197,7 +197,9 @@ def test_the_bandit_defaults_to_blr_unless_the_user_names_an_algorithm(tmp_path,
     assert metadqn.MAMLDQN("preference", iterations=50).config.iterations == 50
     assert main(["train", "--family", "bandit", "--iterations", "1", "--set", "n_train_tasks=2", "--set",
                  "n_test_tasks=1", "--set", "eval_every=0", "--quiet", "--out", str(tmp_path / "b")]) == 0
-    assert "recommended for bandit: algo=blr, reward_model=next" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "recommended for bandit: algo=blr, reward_model=next" in out
+    assert "blr defaults: inner_steps=1, outer_steps=8, support_batch=0" in out  # not the inner_lr it ignores
     saved = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
     assert (saved["algo"], saved["support_prefix_min"], saved["net"]["film"]) == ("blr", 1, True)
 

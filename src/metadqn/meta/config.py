@@ -24,7 +24,7 @@ _GRADIENT = {"inner_steps": 1, "inner_lr": 0.5, "outer_steps": 1, "support_batch
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "maml": _GRADIENT, "fomaml": _GRADIENT, "metasgd": _GRADIENT, "reptile": _GRADIENT,
     "context": {"inner_steps": 5, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
-    "blr": {"inner_steps": 1, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
+    "blr": {"inner_steps": 1, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},  # inner_lr: unused
     "encoder": {"inner_steps": 0, "inner_lr": 2.0, "outer_steps": 8, "support_batch": 0},
 }
 # Settings measured to work better on one family than the defaults: a new run of that family and
@@ -293,8 +293,13 @@ class MetaConfig:
 
     @staticmethod
     def algo_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
-        """The algorithm defaults (:data:`ALGO_DEFAULTS`) that ``values`` leave in force."""
-        return unset_from(ALGO_DEFAULTS.get(str(values.get("algo", MetaConfig.algo)), {}), values)
+        """The algorithm defaults (:data:`ALGO_DEFAULTS`) that ``values`` leave in force and the
+        algorithm reads (blr's ``inner_lr`` fills the field only: it takes no gradient steps)."""
+        algo = str(values.get("algo", MetaConfig.algo))
+        out = unset_from(ALGO_DEFAULTS.get(algo, {}), values)
+        if algo == "blr":
+            out.pop("inner_lr", None)
+        return out
 
     @staticmethod
     def family_defaults(family: Any, values: Mapping[str, Any]) -> dict[str, Any]:
