@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from .checkpoint import CheckpointError
 from .config import ConfigError, apply_overrides, from_dict, load_json, with_preset
-from .meta.config import ALGOS
+from .meta.config import ALGOS, FAMILY_ALGOS
 from .plugins import PluginError, import_plugin
 from .runlog import TrainingInterrupted
 from .scale import ScaleError
@@ -282,7 +282,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     quiet = ["--quiet"] if args.quiet else []
     sets = [x for kv in args.set or [] for x in ("--set", kv)]
-    from .meta.config import FAMILY_ALGOS
     own = FAMILY_ALGOS.get(args.family)  # the family's own default algorithm (blr on the bandit) is shown too
     algos = ("maml", "encoder") + ((own,) if own and own not in ("context", "maml", "encoder") else ())
     others = {algo: str(Path(args.out) / algo) for algo in algos}

@@ -309,9 +309,10 @@ class MetaConfig:
         where the user's ``support_episodes`` already reaches it). ``family``: a family (its
         ``recommendation`` key, which its options may change) or the key itself."""
         key = family if isinstance(family, str) else family.recommendation
-        algo = values.get("algo") or FAMILY_ALGOS.get(key, MetaConfig.algo)
+        named = values.get("algo")
+        algo = named or FAMILY_ALGOS.get(key, MetaConfig.algo)
         out = unset_from(FAMILY_DEFAULTS.get(key, {}).get(str(algo), {}), values)
-        if not values.get("algo") and key in FAMILY_ALGOS:  # the family's own default algorithm, said first
+        if not named and key in FAMILY_ALGOS:  # the family's own default algorithm, said first
             out = {"algo": algo, **out}
         mine = values.get("support_episodes", MetaConfig.support_episodes)
         if isinstance(mine, int) and out.get("support_episodes_max", 0) <= mine:  # (a bad value: the config says so)
