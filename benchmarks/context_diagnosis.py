@@ -79,6 +79,12 @@ def base_of(family):
     return getattr(family, "base", family)
 
 
+def model_context(states: dict) -> torch.Tensor:
+    """The context the model head reads: the best end where the Q-network reads a pool of ends
+    (``context_pool``), else the Q-network's own context."""
+    return states.get("end", states["context"])
+
+
 def decoded_goals(learner: MAMLDQN, contexts: torch.Tensor, size: int) -> list[tuple[int, int]]:
     """For each context, the goal whose reward map −d(s′, g)/N best matches the model head's
     predicted reward of every (cell, action) of an empty grid."""
@@ -188,7 +194,7 @@ def frozen_report(run: str, steps: int) -> None:
     sizes = np.array([len(p) for p in posts])
     states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
     size = base_of(family).size
-    decoded = decoded_goals(learner, states["context"], size)
+    decoded = decoded_goals(learner, model_context(states), size)
     true = [tuple(tasks[i // runs]["goal"]) for i in range(len(decoded))]
     paths = greedy_paths(adapter, states, true, size, family.max_episode_steps, getattr(family, "window", 0),
                          timed=isinstance(family, TimeFamily))
@@ -251,7 +257,7 @@ def prior_report(run: str, steps: int) -> None:
                       + ("— | — |" if np.isnan(o) else f"{o:.2f} | {nr[m].mean() / o:.0%} |"))
         if name == "held-out":
             states = adapt_instances(adapter, family, tasks, runs_per_task=runs, episodes=1, steps=(k,), seed=seed)[k]
-            decoded = decoded_goals(learner, states["context"], base.size)
+            decoded = decoded_goals(learner, model_context(states), base.size)
             for label, pick in (("2", lambda n: n == 2), ("3+", lambda n: n >= 3)):
                 idx = [i for i, p in enumerate(posts) if pick(len(p))]
                 if idx:
@@ -307,7 +313,8 @@ def main() -> None:
         return
     sizes = posterior_sizes(family, test, runs, seed=5)
     contexts = adapt_instances(learner.adapter(), learner.family, test, runs_per_task=runs, episodes=1, steps=(k,),
-                               seed=5)[k]["context"]
+                               seed=5)[k]
+    contexts = model_context(contexts)
     hit = np.array([g == tuple(test[i // runs]["goal"])
                     for i, g in enumerate(decoded_goals(learner, contexts, family.size))])
     print(f"  decoded the true goal: {hit.mean():.2f}; NR where decoded right {nr[hit].mean():.2f}, "

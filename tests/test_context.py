@@ -225,7 +225,8 @@ def test_context_run_resumes_bit_exactly_and_saves_its_model_and_step_sizes(tmp_
         assert torch.equal(full.params[k], resumed.params[k])
     assert torch.equal(full.inner_lrs["context"], resumed.inner_lrs["context"])
     adapted = resumed.adapt(test[0], steps=3)
-    assert set(adapted) == {"context"} and adapted["context"].shape == (4,)
+    # gridnav's recommended context_pool pools both starts: the Q-network's context and the model's end
+    assert set(adapted) == {"context", "end"} and adapted["context"].shape == adapted["end"].shape == (4,)
 
 
 def test_support_sets_of_varying_size_cycle_count_their_env_steps_and_resume_bit_exactly(tmp_path):
@@ -691,7 +692,9 @@ def test_a_narrowed_choice_gives_the_same_outer_losses_and_meta_gradient_and_mov
     assert choose_batch(adapter, support, 0) == {} and choose_batch(adapter, support, 2, keep=4) == {}
 
 
-def test_meta_training_ranks_the_starts_once_per_iteration_and_updates_choose_among_the_shortlist(monkeypatch):
+@pytest.mark.parametrize("pool,kept", [(1, 2), (3, 3)])
+def test_meta_training_ranks_the_starts_once_per_iteration_and_updates_choose_among_the_shortlist(monkeypatch, pool,
+                                                                                                  kept):
     family = metadqn.make_family("gridnav", size=5)
     train, _ = family.split(4, 0, seed=0)
     sizes = []
@@ -699,8 +702,104 @@ def test_meta_training_ranks_the_starts_once_per_iteration_and_updates_choose_am
     monkeypatch.setattr(ContextModelAdapter, "_ends_and_losses",
                         lambda self, c, *a: sizes.append(c.shape[-2]) or real(self, c, *a))
     MAMLDQN(family, **_tiny(iterations=2, eval_every=0, checkpoint_every=0, context_starts=4, start_shortlist=2,
-                            outer_steps=3)).meta_train(train, progress=False)
+                            outer_steps=3, context_pool=pool)).meta_train(train, progress=False)
     # per iteration: one ranking of all 4 starts, then 2-way choices for the query collection and 3 updates
-    assert sizes == [4, 2, 2, 2, 2] * 2
+    # (a pool of 3 ends widens the shortlist to 3)
+    assert sizes == [4, kept, kept, kept, kept] * 2
     with pytest.raises(ValueError, match="start_shortlist must be >= 1"):
         metadqn.MetaConfig(start_shortlist=0)
+
+
+def _pooled_setup():
+    net, model, params, target, lrs, adapter, support, query = _setup()
+    params["context_starts"] = (torch.randn(4, D, dtype=torch.float64) * 2).requires_grad_()
+    params["pool.spread"] = (torch.eye(D, dtype=torch.float64) + 0.1 * torch.randn(D, D, dtype=torch.float64)
+                             ).requires_grad_()
+    params["pool.log_tau"] = torch.tensor(math.log(0.05), dtype=torch.float64).requires_grad_()
+    pooled = ContextModelAdapter("context", net, model, params, step_sizes=lrs, td=TDLoss(), support=SupportSpec(),
+                                 obs_weight=0.5, model_weight=0.3, pool=3)
+    return params, target, lrs, model, pooled, support, query
+
+
+def _pool_by_hand(params, model, ends, one):
+    """The Q-network's context of ``context_pool`` 3, written out: the 3 ends with the lowest
+    support loss, softmax(−loss / τ) weights, their mean + A × their spread."""
+    losses = torch.stack([_model_loss(model, params, c, one) for c in ends])
+    top = [int(i) for i in losses.detach().argsort()[:3]]
+    w = torch.softmax(-losses[top].detach() / params["pool.log_tau"].exp(), 0)  # no gradient through the fit
+    mean = sum(wi * ends[i] for wi, i in zip(w, top))
+    var = sum(wi * (ends[i] - mean) ** 2 for wi, i in zip(w, top))
+    return mean + params["pool.spread"] @ (var + 1e-8).sqrt(), ends[top[0]]
+
+
+def test_pooled_context_and_its_meta_gradient_equal_a_hand_built_pool():
+    params, target, lrs, model, pooled, support, query = _pooled_setup()
+    one = support.row(2)
+    ends = [pooled._descend(c, one, 2) for c in [params["context"], *params["context_starts"]]]
+    want_q, want_end = _pool_by_hand(params, model, ends, one)
+    got = pooled.adapt(pooled.prior(), one, 2)
+    assert torch.allclose(got["context"], want_q, atol=1e-10) and torch.allclose(got["end"], want_end, atol=1e-10)
+    assert not torch.allclose(got["context"], got["end"], atol=1e-3)  # the Q-network reads more than the best end
+    # the meta-gradient reaches A, τ and every pooled start, and equals the hand-built one
+    wrt = [*params.values(), lrs]
+    want = torch.autograd.grad(pooled.outer_loss({"context": want_q, "end": want_end}, query.row(2), target=target),
+                               wrt, allow_unused=True)
+    got_g = torch.autograd.grad(outer_losses(pooled, support, query, steps=2, target=target)[2], wrt,
+                                allow_unused=True)
+    for a, b, p in zip(got_g, want, wrt):
+        assert torch.allclose(torch.zeros_like(p) if a is None else a, torch.zeros_like(p) if b is None else b,
+                              atol=1e-9)
+    named = dict(zip([*params, "lrs"], got_g))
+    assert float(named["pool.spread"].abs().sum()) > 0 and float(named["pool.log_tau"].abs()) > 0
+    assert int((named["context_starts"].abs().sum(1) > 0).sum()) >= 2  # more than the best end's start learns
+    # no steps: the prior, whose spread is nil; online, the previous end competes as one more start
+    assert torch.equal(pooled.adapt(pooled.prior(), one, 0)["context"], params["context"])
+    previous = {"context": torch.zeros(D, dtype=torch.float64), "end": torch.randn(D, dtype=torch.float64) * 3}
+    candidates = [previous["end"], params["context"], *params["context_starts"]]
+    want_q, _ = _pool_by_hand(params, model, [pooled._descend(c, one, 2) for c in candidates], one)
+    assert torch.allclose(pooled.readapt(previous, one, 2)["context"], want_q, atol=1e-10)
+
+
+def test_context_pool_trains_evaluates_and_resumes_end_to_end(tmp_path):
+    family = metadqn.make_family("gridnav", size=5)
+    train, test = family.split(4, 2, seed=0)
+    extras = dict(iterations=4, context_starts=3, context_pool=3, eval_every=0)
+    full = MAMLDQN(family, **_tiny(**extras)).meta_train(train, out_dir=tmp_path / "full", progress=False)
+    assert {"pool.spread", "pool.log_tau"} <= set(full.params)
+    MAMLDQN(family, **_tiny(**extras)).meta_train(train, iterations=2, out_dir=tmp_path / "part", progress=False)
+    resumed = MAMLDQN.load(tmp_path / "part")
+    resumed.meta_train(out_dir=tmp_path / "part", progress=False)
+    for k, v in full.params.items():
+        assert torch.equal(v, resumed.params[k]), k
+    loaded = MAMLDQN.load(tmp_path / "full")
+    assert loaded.adapter().pool == 3 and loaded.config.context_pool == 3
+    result = metadqn.evaluate(loaded, test, baselines=[], config=metadqn.EvalConfig(
+        seeds=1, budgets=(1,), steps=(0, 2), eval_episodes=1, online=True, online_steps=2))
+    assert set(result["methods"]["context"]["nr"]["1"]) == {"0", "2"} and result["online"]["methods"]["context"]["nr"]
+    assert result["meta_training"]["config"]["context_pool"] == 3  # in the result JSON
+    for bad, match in ((dict(context_pool=0), "context_pool must be >= 1"),
+                       (dict(algo="encoder", context_pool=2, context_starts=2, inner_steps=2), "use algo 'context'")):
+        with pytest.raises(ValueError, match=match):
+            metadqn.MetaConfig(**bad)
+    # at most context_starts ends; a shortlist shorter than the pool is widened to it
+    assert metadqn.MetaConfig(context_pool=3, context_starts=2).pooled_ends == 2
+    assert metadqn.MetaConfig(context_pool=3).pooled_ends == 1 and "pool.spread" not in MAMLDQN(
+        family, **_tiny(context_pool=3, context_starts=1)).params
+    wide = MAMLDQN(family, **_tiny(**{**extras, "context_starts": 5, "context_pool": 4, "start_shortlist": 2}))
+    wide.meta_train(train, iterations=1, progress=False)
+    assert wide.adapter().pool == 4
+
+
+def test_gridnav_recommends_pooled_ends_and_a_user_with_one_start_still_trains(tmp_path, capsys):
+    from metadqn.cli import main
+    main(["train", "--family", "gridnav", "--family-options", '{"size": 5}', "--iterations", "1",
+          "--set", "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "envs_per_task=1", "--set", "eval_every=0",
+          "--out", str(tmp_path / "rec"), "--quiet"])
+    assert "context_pool=3" in capsys.readouterr().out
+    assert json.loads((tmp_path / "rec" / "config.json").read_text())["config"]["context_pool"] == 3
+    assert MAMLDQN.load(tmp_path / "rec").adapter().pool == 3
+    # the recommendation stands beside a user's single start: nothing to pool, no error
+    main(["train", "--family", "gridnav", "--family-options", '{"size": 5}', "--iterations", "1",
+          "--set", "n_train_tasks=2", "--set", "n_test_tasks=1", "--set", "envs_per_task=1", "--set", "eval_every=0",
+          "--set", "context_starts=1", "--out", str(tmp_path / "one"), "--quiet"])
+    assert MAMLDQN.load(tmp_path / "one").adapter().pool == 1

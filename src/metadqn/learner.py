@@ -6,6 +6,7 @@ logs, evaluates on held-out tasks and checkpoints. What one iteration does is in
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 import warnings
@@ -109,6 +110,9 @@ class MAMLDQN:
         if cfg.algo in ("context", "encoder") and cfg.context_starts > 1:  # more learned starting contexts
             gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "context-starts"))
             params["context_starts"] = torch.randn(cfg.context_starts - 1, cfg.net.context, generator=gen)
+        if cfg.pooled_ends > 1:  # the pool's spread map A (from the identity) and log temperature
+            params["pool.spread"] = torch.eye(cfg.net.context)
+            params["pool.log_tau"] = torch.tensor(math.log(1e-3))
         if cfg.algo == "encoder":
             self.encoder = SetEncoder(obs_shape, n_actions, cfg.net.context, cfg.encoder_hidden, cfg.encoder_head,
                                       pooling=cfg.encoder_pooling, latent=cfg.encoder_latent,

@@ -15,7 +15,13 @@ because models adapt more easily and more stably; Meta-SGD learns the step sizes
   + ``model_weight`` · L_model(c′; query), differentiated through the inner steps;
 - multi-start (``context_starts`` M > 1): the inner loop also runs from M − 1 more learned
   starting contexts and keeps the end point with the lowest support model loss (a MAP-like
-  choice among basins: gradient steps from one prior find one basin of a multimodal loss).
+  choice among basins: gradient steps from one prior find one basin of a multimodal loss);
+- pooled ends (``context_pool`` P > 1, with multi-start): the Q-network reads c̄ + A s instead of
+  the best end, c̄ and s the mean and per-dimension spread of the P best-fitting ends weighted by
+  softmax(−loss / τ) (A and τ meta-learned, A from the identity; the weights carry no gradient
+  through the losses); the model loss and online re-adaptation use the best end (state ``end``).
+  Where the support leaves several tasks possible, the ends land in several basins, and the
+  Q-network sees that, rather than one hypothesis.
 
 Only d numbers move per task, so adaptation costs microseconds and cannot wreck the network;
 the data, not the step count, is what is scarce.
@@ -217,10 +223,11 @@ class ContextModelAdapter(Adapter):
 
     def __init__(self, name: str, net: nn.Module, model: ModelHead, params: Params, *, step_sizes: torch.Tensor,
                  td: TDLoss, support: SupportSpec, obs_weight: float = 1.0, model_weight: float = 1.0,
-                 first_order: bool = False) -> None:
+                 first_order: bool = False, pool: int = 1) -> None:
         self.name, self.net, self.model, self.params = name, net, model, params
         self.step_sizes, self.td, self.support = step_sizes, td, support
         self.obs_weight, self.model_weight, self.first_order = obs_weight, model_weight, first_order
+        self.pool = pool
 
     @property
     def default_steps(self) -> int:
@@ -233,11 +240,35 @@ class ContextModelAdapter(Adapter):
         return False
 
     def prior(self) -> State:
-        return {"context": self.params["context"]}
+        c = self.params["context"]
+        return {"context": c} if self.pool == 1 else {"context": c, "end": c}
 
     def adapt(self, state: State, support: Batch, steps: int) -> State:
+        if self.pool > 1:
+            candidates = self._with_starts(state.get("end", state["context"]))
+            if "shortlist" in state:
+                candidates = state["shortlist"] @ candidates
+            if steps == 0:
+                return {"context": candidates[0], "end": candidates[0]}
+            return self._pooled(*self._ends_and_losses(candidates, support, steps))
         return {"context": self._best_descent(self._with_starts(state["context"]), support, steps,
                                               state.get("shortlist"))}
+
+    def _pooled(self, ends: torch.Tensor, losses: torch.Tensor) -> State:
+        """``context_pool`` P > 1: the Q-network reads c̄ + A s, where c̄ and s are the mean and the
+        spread of the P ends ``[M, d]`` with the lowest support ``losses`` ``[M]``, weighted by
+        softmax(−loss / τ) (τ and A meta-learned; A starts at the identity), so that it sees
+        how many hypotheses the support leaves open, not one of them; the model reads the best end."""
+        p = min(self.pool, ends.shape[0])
+        best = losses.detach().argsort()[:p]  # vmap-safe: a fixed number of indices
+        pick = (best.unsqueeze(-1) == torch.arange(ends.shape[0], device=best.device)).to(ends.dtype)
+        top, top_losses = pick @ ends, pick @ losses
+        # the weights read the fit, not what helps the outer loss: with gradients through the losses,
+        # TD could move the model head to reweight hypotheses (1/tau-sized), and one seed in ten collapsed
+        w = torch.softmax(-top_losses.detach() / self.params["pool.log_tau"].exp(), 0)
+        mean = w @ top
+        spread = (w @ (top - mean).square() + 1e-8).sqrt()
+        return {"context": mean + spread @ self.params["pool.spread"].T, "end": top[0]}
 
     def choice(self, state: State, support: Batch, steps: int, keep: int = 1) -> State:
         """``{"shortlist": [keep, M]}``: one-hot rows naming the ``keep`` starts whose ends fit
@@ -279,7 +310,9 @@ class ContextModelAdapter(Adapter):
         each descended ``steps`` steps; the end with the lowest support loss is kept. Never
         resumes blindly from the previous end, so it cannot drift further from a fresh start
         than ``steps`` steps from some candidate."""
-        candidates = torch.cat((previous["context"].unsqueeze(0), self._fresh_starts(support)))
+        candidates = torch.cat((previous.get("end", previous["context"]).unsqueeze(0), self._fresh_starts(support)))
+        if self.pool > 1:
+            return self._pooled(*self._ends_and_losses(candidates, support, steps))
         ends, pick = self._choose(candidates, support, steps)
         return {"context": (pick.unsqueeze(-1) * ends).sum(0)}
 
@@ -344,24 +377,25 @@ class ContextModelAdapter(Adapter):
         tgt = None if target is None else {**target, "context": c.detach()}
         td = td_loss(self.net, {**self.params, "context": c}, td_batch, target=tgt, double=self.td.double,
                      loss=self.td.loss)
-        return td + self.model_weight * self.model.loss(self.params, c, step_batch, self.obs_weight)
+        return td + self.model_weight * self.model.loss(self.params, state.get("end", c), step_batch, self.obs_weight)
 
     def task_loss(self, state: State, task: torch.Tensor) -> torch.Tensor:
         """Squared error of the linear probe ``probe.*`` reading the task parameters off c′."""
-        pred = F.linear(state["context"], self.params["probe.weight"], self.params["probe.bias"])
+        pred = F.linear(state.get("end", state["context"]), self.params["probe.weight"], self.params["probe.bias"])
         return (pred - task).square().mean()
 
     def detached(self) -> "ContextModelAdapter":
         return ContextModelAdapter(self.name, self.net, self.model, {k: v.detach() for k, v in self.params.items()},
                                    step_sizes=self.step_sizes.detach(), td=self.td, support=self.support,
                                    obs_weight=self.obs_weight, model_weight=self.model_weight,
-                                   first_order=self.first_order)
+                                   first_order=self.first_order, pool=self.pool)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "kind": "context-model", "context_dim": int(self.params["context"].shape[0]),
                 "trained_steps": int(self.step_sizes.shape[0]), "obs_weight": self.obs_weight,
                 "starts": 1 + (int(self.params["context_starts"].shape[0]) if "context_starts" in self.params else 0),
-                "model_weight": self.model_weight, "first_order": self.first_order, "td": vars(self.td).copy(),
+                "model_weight": self.model_weight, "first_order": self.first_order, "pool": self.pool,
+                "td": vars(self.td).copy(),
                 "step_size_mean": float(self.step_sizes.detach().mean())}
 
 

@@ -18,8 +18,8 @@ For every training task x ``envs_per_task`` adaptation instances at once:
    loss of θ'ᵢ on queryᵢ (TD; context: TD + model loss) — second order through the inner
    gradient for ``maml``/``metasgd``, first order for ``fomaml`` — or Reptile's step toward the
    mean θ'ᵢ; the inner loop's costly non-differentiable choice (context MAML's start among
-   ``context_starts``) is narrowed once, in step 2, to the ``start_shortlist`` best, and every
-   update chooses among those only;
+   ``context_starts``) is narrowed once, in step 2, to the ``start_shortlist`` best (at least the
+   ``context_pool`` ends it pools), and every update chooses among those only;
 5. every ``target_update`` iterations the meta target network copies θ.
 
 The outer loss is, by default, DQN's own 1-step TD loss of θ'ᵢ against the meta target
@@ -119,7 +119,7 @@ def make_adapter(net: nn.Module, state: MetaState, cfg: MetaConfig, horizon: int
         if model is None or state.inner_lrs is None:
             raise ValueError("the context algorithm needs its model head and learned step sizes")
         return ContextModelAdapter(cfg.algo, net, model, state.params, step_sizes=state.inner_lrs["context"],
-                                   first_order=cfg.first_order, **shared)
+                                   first_order=cfg.first_order, pool=cfg.pooled_ends, **shared)
     inner_n = outer_n if cfg.inner_n_step == -1 else horizon_n_step(cfg.inner_n_step, horizon)
     lr: float | Params = state.inner_lrs if state.inner_lrs is not None else cfg.inner_lr
     return GradientAdapter(
@@ -150,7 +150,7 @@ def meta_iteration(state: MetaState, *, net: nn.Module, env: BatchedEnv, buffers
     support = sample_support(buffers.support, adapter.support, episodes=episodes, generator=gen)
     # the inner loop's costly choice (context MAML's start) narrowed once per iteration to the
     # start_shortlist best; every adaptation of the iteration chooses among those only
-    chosen = choose_batch(adapter.detached(), support, cfg.inner_steps, keep=cfg.start_shortlist)
+    chosen = choose_batch(adapter.detached(), support, cfg.inner_steps, keep=max(cfg.start_shortlist, cfg.pooled_ends))
     adapted = {k: v.detach() for k, v in adapt_batch(adapter.detached(), support, cfg.inner_steps,
                                                      chosen=chosen).items()}
     # 3: query data with each instance's θ'ᵢ
