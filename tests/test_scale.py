@@ -193,7 +193,7 @@ def test_sweep_input_errors_are_one_line(tmp_path, capsys):
     assert trial_values("gridnav", {"net": {"hidden": [32]}, "seed": 1}, {"net.context": 4, "seed": 2}) == {
         "net": {"hidden": [32], "context": 4}, "seed": 2,  # and gridnav's recommended settings:
         "context_starts": 8, "support_episodes_max": 2, "eps_query": 0.3, "query_replay": 2000,
-        "reward_model": "next", "model_obs_weight": 0.0, "time_feature": True}
+        "reward_model": "next", "model_obs_weight": 0.0, "time_feature": True, "context_pool": 3}
     assert [t["label"] for t in trials({"b": [1, 2], "a": ["x"]}, samples=2)] == [
         'a="x",b=1,sample=0', 'a="x",b=1,sample=1', 'a="x",b=2,sample=0', 'a="x",b=2,sample=1']
     for grid, message in ((["inner_lr=0.1"], "JSON list"), (["inner_lr=[]"], "JSON list"),
