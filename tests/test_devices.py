@@ -19,7 +19,12 @@ from metadqn.meta.iteration import make_adapter
 
 TINY = dict(iterations=1, n_train_tasks=3, n_test_tasks=2, envs_per_task=2, query_batch=16, eval_every=0,
             checkpoint_every=0, net={"hidden": [16]}, model_hidden=[16], seed=3)
-ALGOS = ["context", "encoder", "blr", "maml", "metasgd", "reptile"]
+ALGOS = ["context", "encoder", "blr", "maml", "fomaml", "metasgd", "reptile"]
+# gridnav's recommendation gives context MAML a pool of several starts' ends (context_pool) and a
+# Q-network that reads t / H (time_feature), both added since the first GPU check; PLAIN is one start
+PLAIN = {"context_starts": 1, "context_pool": 1, "time_feature": False}
+CASES = [(a, {}) for a in ALGOS] + [("context", PLAIN)]
+GRADIENT_CASES = [("context", {}), ("context", PLAIN), ("encoder", {}), ("blr", {}), ("maml", {})]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
@@ -73,9 +78,9 @@ def test_the_command_line_says_in_one_line_that_a_gpu_run_is_evaluated_on_the_cp
 
 
 @cuda
-@pytest.mark.parametrize("algo", ALGOS)
-def test_every_algorithm_trains_adapts_and_saves_on_cuda_and_the_run_loads_on_the_cpu(algo, tmp_path):
-    learner = MAMLDQN(_family(), algo=algo, device="cuda", **{**TINY, "iterations": 2})
+@pytest.mark.parametrize("algo,extra", CASES)
+def test_every_algorithm_trains_adapts_and_saves_on_cuda_and_the_run_loads_on_the_cpu(algo, extra, tmp_path):
+    learner = MAMLDQN(_family(), algo=algo, device="cuda", **{**TINY, "iterations": 2, **extra})
     learner.meta_train(progress=False)
     assert all(v.device.type == "cuda" for v in learner.params.values())
     res = learner.adaptation_returns(learner.test_tasks, steps=(0, 1), runs=2)
@@ -90,7 +95,7 @@ def test_every_algorithm_trains_adapts_and_saves_on_cuda_and_the_run_loads_on_th
         assert torch.equal(again.params[k], v), k  # resume on the same device is bit-exact
     on_cpu = MAMLDQN.load(path, device="cpu")
     assert on_cpu.moved_from == "cuda"
-    obs = torch.rand(7, 2)
+    obs = torch.rand(7, *learner.family.observation_space.shape)  # the learner's view (t / H where it reads it)
     on_gpu = MAMLDQN.load(path).adapter()  # the saved run (learner has trained on since)
     a_cpu = on_cpu.adapter()
     q_gpu = on_gpu.q_values(on_gpu.prior(), obs.cuda()).cpu()
@@ -98,11 +103,11 @@ def test_every_algorithm_trains_adapts_and_saves_on_cuda_and_the_run_loads_on_th
 
 
 @cuda
-@pytest.mark.parametrize("algo", ["context", "encoder", "maml"])
-def test_adaptation_and_the_meta_gradient_on_cuda_equal_the_cpus(algo):
-    family = _family()
-    cpu = MAMLDQN(family, algo=algo, **TINY)
-    gpu = MAMLDQN(family, algo=algo, device="cuda", **TINY)
+@pytest.mark.parametrize("algo,extra", GRADIENT_CASES)
+def test_adaptation_and_the_meta_gradient_on_cuda_equal_the_cpus(algo, extra):
+    cpu = MAMLDQN(_family(), algo=algo, **TINY, **extra)
+    gpu = MAMLDQN(_family(), algo=algo, device="cuda", **TINY, **extra)
+    family = cpu.family  # the learner's view (with t / H where time_feature says so)
     for k, v in cpu.params.items():  # a seed gives the same network on every device
         assert torch.equal(gpu.params[k].cpu(), v), k
     train, _ = family.split(3, 0, seed=0)
