@@ -33,7 +33,7 @@ def test_families_json_lists_families_with_parameter_ranges():
     (["train", "--set", "inner_lr=-3", "--out", "x"], "inner_lr must be a positive"),
     (["train", "--set", "colour=blue", "--out", "x"], "unknown key"),
     (["adapt", "no/such/run"], "no checkpoint"),
-    (["train", "--device", "gpu", "--out", "x"], "device must be 'cpu' or 'cuda'"),
+    (["train", "--device", "gpu", "--out", "x"], "device must be 'cpu', 'cuda' (or 'cuda:N') or 'auto'"),
     (["dqn", "--device", "cuda:banana", "--out", "x"], "device must be"),
     (["demo", "--jobs", "0", "--out", "x"], "--jobs must be >= 1"),
     (["train", "--set", "reward_model=\"sas\"", "--out", "x"], "reward_model must be one of"),

@@ -3,6 +3,7 @@ machine has CUDA — every algorithm trains, adapts, evaluates and saves there, 
 losses and meta-gradients as on the CPU. (CI has no GPU: the CUDA tests are skipped there and
 run with `pytest tests/test_devices.py` on a machine that has one.)"""
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from torch.func import vmap
 import metadqn
 from metadqn.adaptation import adapt_batch, new_task_data, sample_support
 from metadqn.checkpoint import load_checkpoint, save_checkpoint
+from metadqn.dqn_agent import DQNConfig
 from metadqn.learner import MAMLDQN
+from metadqn.meta.config import MetaConfig
 from metadqn.meta.iteration import make_adapter
 
 TINY = dict(iterations=1, n_train_tasks=3, n_test_tasks=2, envs_per_task=2, query_batch=16, eval_every=0,
@@ -153,3 +156,19 @@ def test_the_command_line_trains_and_evaluates_on_cuda_and_evaluates_that_run_wi
            "--device", "cuda", "--quiet", "--set", "total_steps=2000", "--set", "learning_starts=200"]
     out = subprocess.run([*base, *dqn], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_device_auto_is_the_gpu_where_there_is_one_and_the_cpu_elsewhere_and_runs_save_what_they_used(tmp_path):
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    assert MetaConfig(device="auto").device == here and DQNConfig(device="auto").device == here
+    run = tmp_path / "run"
+    train = ["train", "--family", "gridnav", "--family-options", '{"size": 5}', "--out", str(run), "--quiet",
+             "--iterations", "1", "--device", "auto", "--set", "n_train_tasks=2", "--set", "n_test_tasks=1",
+             "--set", "eval_every=0", "--set", "net.hidden=[8]"]
+    out = subprocess.run([sys.executable, "-m", "metadqn.cli", *train], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run / "config.json").read_text())["config"]["device"] == here  # the device used, not "auto"
+    loaded = MAMLDQN.load(run / "checkpoint.safetensors", device="auto")
+    assert loaded.device.type == here and loaded.moved_from is None
+    with pytest.raises(ValueError, match="or 'auto', got 'gpu'"):
+        MetaConfig(device="gpu")

@@ -157,8 +157,18 @@ def check_device(device: str) -> None:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}") from None
+        raise ValueError(f"device must be 'cpu', 'cuda' (or 'cuda:N') or 'auto', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: this torch build or machine has no CUDA; use device 'cpu'")
+        raise ValueError(f"device {device!r}: this torch build or machine has no CUDA; use device 'cpu' or 'auto'")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}")
+        raise ValueError(f"device must be 'cpu', 'cuda' (or 'cuda:N') or 'auto', got {device!r}")
+
+
+def resolve_device(device: str) -> str:
+    """The device a config names, checked (:func:`check_device`): ``auto`` is ``cuda`` where this
+    torch has CUDA and ``cpu`` elsewhere, so that a saved config names the device a run used."""
+    if device == "auto":
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(device)
+    return device

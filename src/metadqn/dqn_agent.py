@@ -22,7 +22,7 @@ import torch
 from torch.func import vmap
 
 from .checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
-from .config import check_device, from_dict, to_dict, unset_from, with_preset
+from .config import resolve_device, from_dict, to_dict, unset_from, with_preset
 from .rollout import epsilon_greedy, greedy_returns, linear_schedule, params_q
 from .td import LOSSES, td_loss
 from .nets import NetSpec, Params, build_qnet, init_params, q_values
@@ -72,7 +72,7 @@ class DQNConfig:
     keep_best: bool = True             # keep the parameters with the best greedy evaluation
     independent: bool = False          # one network per task, trained side by side; step counts per task
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"                    # or cuda, cuda:N, auto (cuda where this machine has it; saved resolved)
 
     @staticmethod
     def family_defaults(family: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,7 +81,7 @@ class DQNConfig:
         return unset_from(DQN_FAMILY_DEFAULTS.get(family, {}), values)
 
     def __post_init__(self) -> None:
-        check_device(self.device)
+        self.device = resolve_device(self.device)  # auto: the device this machine has
         positive = ("total_steps", "n_envs", "batch_size", "buffer_size", "n_step", "target_update", "eval_episodes")
         for name in positive:
             if getattr(self, name) < 1:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..config import check_device, unset_from
+from ..config import resolve_device, unset_from
 from ..nets import NetSpec
 from ..td import LOSSES
 from .weighting import validate_weights
@@ -206,12 +206,12 @@ class MetaConfig:
                                            # observation (families.with_time; vector observations): a policy frozen
                                            # after adaptation can follow a plan in time, as the frozen limit's does
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"                    # or cuda, cuda:N, auto (cuda where this machine has it; saved resolved)
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
-        check_device(self.device)
+        self.device = resolve_device(self.device)  # auto: the device this machine has
         for name, value in ALGO_DEFAULTS[self.algo].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
