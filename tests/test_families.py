@@ -139,6 +139,8 @@ def test_gridnav_pixels_picks_the_cnn_and_meta_trains(tmp_path):
 
 # -- Gymnasium adapter -------------------------------------------------------------------------
 @pytest.mark.parametrize("name,options", GYM_FAMILIES)
+# the env a user gets, wrappers (TimeLimit) and all, is the one checked; gymnasium warns that it is wrapped
+@pytest.mark.filterwarnings("ignore:.*is different from the unwrapped version")
 def test_gym_families_pass_check_env(name, options):
     family = make_family(name, **options)
     for task in [family.default_task(), *family.sample_tasks(1, seed=1)]:
