@@ -14,6 +14,11 @@ Q-learning on this data does not find tours and a planner is needed.
 
     python benchmarks/tour_oracle.py                    # goals of the training split (40 of 63)
     python benchmarks/tour_oracle.py --all-goals        # every goal cell in training (the limit's prior)
+    python benchmarks/tour_oracle.py --all-goals --memory   # ... and the cells this episode has visited
+
+With ``--memory`` the input also holds a 64-cell mask of the cells the episode has visited so far:
+the candidates a tour has already ruled out are then in the observation, so a cell's value no longer
+averages over the histories that reach it (the thirteenth session's reading of why TD misses tours).
 
 Meant for exploring (benchmarks/RESULTS.md has what it measured).
 """
@@ -41,6 +46,7 @@ def main() -> None:
     ap.add_argument("--batch-envs", type=int, default=128)
     ap.add_argument("--updates", type=int, default=1, help="DQN updates per env step of the batch")
     ap.add_argument("--all-goals", action="store_true", help="train on every goal cell, not the training split")
+    ap.add_argument("--memory", action="store_true", help="the input also holds the cells visited so far")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -84,11 +90,16 @@ def main() -> None:
             pos, alive = torch.where(alive, new, pos), alive & ~reached
         return posterior_mask(torch.stack(nc, 1), torch.stack(rw, 1), torch.stack(tm, 1))
 
-    def observe(pos: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def observe(pos: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
         rc = torch.stack((pos // n, pos % n), 1).float() / (n - 1)
-        return torch.cat((rc, (t.float() / horizon)[:, None], mask), 1)
+        return torch.cat((rc, (t.float() / horizon)[:, None], mask, *((visited,) if args.memory else ())), 1)
 
-    width = 3 + n * n
+    def visit(visited: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        out = visited.clone()
+        out[torch.arange(len(pos)), pos] = 1.0
+        return out
+
+    width = 3 + n * n * (2 if args.memory else 1)
     net = nn.Sequential(nn.Linear(width, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 4))
     target = copy.deepcopy(net)
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
@@ -103,22 +114,24 @@ def main() -> None:
         mask = random_support(goal)
         pos, t = torch.full((b,), start), torch.zeros(b, dtype=torch.long)
         alive = torch.ones(b, dtype=torch.bool)
+        visited = visit(torch.zeros(b, n * n), pos)
         for step in range(horizon):
-            obs = observe(pos, t, mask)
+            obs = observe(pos, t, mask, visited)
             with torch.no_grad():
                 greedy = net(obs).argmax(1)
             a = torch.where(torch.as_tensor(rng.random(b)) < eps, torch.as_tensor(rng.integers(0, 4, b)), greedy)
             new = nxt[pos, a]
             r = -dist[goal, new] / n
             done = new == goal
-            obs2 = observe(new, t + 1, mask)
+            visited2 = visit(visited, new)
+            obs2 = observe(new, t + 1, mask, visited2)
             idx = alive.nonzero().squeeze(1)
             k = len(idx)
             slots = (ptr + torch.arange(k)) % cap
             for name, value in (("o", obs), ("a", a), ("r", r), ("o2", obs2), ("d", done.float())):
                 buf[name][slots] = value[idx]
             ptr, size = (ptr + k) % cap, min(cap, size + k)
-            pos, t, alive = new, t + 1, alive & ~done
+            pos, t, alive, visited = new, t + 1, alive & ~done, visited2
             for _ in range(args.updates):
                 j = torch.as_tensor(rng.integers(0, size, 512))
                 o, aa, rr, o2, d = (buf[x][j] for x in ("o", "a", "r", "o2", "d"))
@@ -147,9 +160,11 @@ def main() -> None:
     pos, t = torch.full((len(goal),), start), torch.zeros(len(goal), dtype=torch.long)
     alive, ret = torch.ones(len(goal), dtype=torch.bool), torch.zeros(len(goal))
     seen = torch.zeros(len(goal), n * n)
+    visited = visit(torch.zeros(len(goal), n * n), pos)
     with torch.no_grad():
         for _ in range(horizon):
-            new = nxt[pos, net(observe(pos, t, mask)).argmax(1)]
+            new = nxt[pos, net(observe(pos, t, mask, visited)).argmax(1)]
+            visited = visit(visited, new)
             ret += torch.where(alive, -dist[goal, new] / n, torch.zeros(()))
             seen[torch.arange(len(goal)), new] = torch.where(alive, 1.0, seen[torch.arange(len(goal)), new])
             alive = alive & (new != goal)
@@ -161,7 +176,7 @@ def main() -> None:
     lim = normalized(limit_returns(family, test, kind="frozen", runs_per_task=runs, episodes=1, seed=seed),
                      rand, best).reshape(-1)
     sizes = mask.sum(1).numpy()
-    print(f"goals in training: {len(goals)}; {args.rounds} rounds x {args.batch_envs} episodes, {updates} updates, "
+    print(f"goals in training: {len(goals)}; memory: {args.memory}; {args.rounds} rounds x {args.batch_envs} episodes, {updates} updates, "
           f"{time.time() - t0:.0f} s; held-out frozen NR {nr.mean():.3f} (limit {lim.mean():.3f}, "
           f"{nr.mean() / lim.mean():.0%})")
     print("| goals consistent with the support episode | instances | NR | frozen limit | consistent goals the path visits |\n"
