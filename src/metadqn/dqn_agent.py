@@ -22,7 +22,7 @@ import torch
 from torch.func import vmap
 
 from .checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
-from .config import resolve_device, from_dict, to_dict, unset_from, with_preset
+from .config import from_dict, resolve_device, to_dict, unset_from, with_preset
 from .rollout import epsilon_greedy, greedy_returns, linear_schedule, params_q
 from .td import LOSSES, td_loss
 from .nets import NetSpec, Params, build_qnet, init_params, q_values
