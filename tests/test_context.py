@@ -679,7 +679,7 @@ def test_a_narrowed_choice_gives_the_same_outer_losses_and_meta_gradient_and_mov
     # the shortlist is the starts ranked by their ends' support loss, best first
     one = support.row(0)
     ends = [adapter._descend(c, one, 2) for c in adapter._fresh_starts(one)]
-    order = sorted(range(4), key=lambda j: float(_model_loss(model, params, ends[j], one)))
+    order = sorted(range(4), key=lambda j: float(_model_loss(model, params, ends[j], one).detach()))
     assert chosen["shortlist"][0].argmax(1).tolist() == order[:2]
     # after θ moves, adapt re-chooses among the shortlist, from the moved starts (gradient flows in)
     with torch.no_grad():
@@ -687,7 +687,7 @@ def test_a_narrowed_choice_gives_the_same_outer_losses_and_meta_gradient_and_mov
     short = chosen["shortlist"][0]
     starts = adapter._fresh_starts(one)
     ends = [adapter._descend(starts[int(j)], one, 2) for j in short.argmax(1)]
-    losses = [float(_model_loss(model, params, c, one)) for c in ends]
+    losses = [float(_model_loss(model, params, c, one).detach()) for c in ends]
     assert torch.allclose(adapter.adapt({**adapter.prior(), "shortlist": short}, one, 2)["context"],
                           ends[losses.index(min(losses))])
     assert choose_batch(adapter, support, 0) == {} and choose_batch(adapter, support, 2, keep=4) == {}
