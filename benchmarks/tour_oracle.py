@@ -16,6 +16,11 @@ Q-learning on this data does not find tours and a planner is needed.
     python benchmarks/tour_oracle.py --all-goals        # every goal cell in training (the limit's prior)
     python benchmarks/tour_oracle.py --all-goals --memory   # ... and the cells this episode has visited
 
+With ``--posterior box`` the input holds, instead of the per-cell mask, a summary of the consistent
+goals in grid coordinates: their count, mean, bounding box and the sign of their row/column
+covariance (a diagonal segment's direction) — a posterior that, like context MAML's learned context,
+is a smooth function of where the goals are, so it may carry over to goals never seen in training.
+
 With ``--memory`` the input also holds a 64-cell mask of the cells the episode has visited so far:
 the candidates a tour has already ruled out are then in the observation, so a cell's value no longer
 averages over the histories that reach it (the thirteenth session's reading of why TD misses tours).
@@ -47,6 +52,8 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=1, help="DQN updates per env step of the batch")
     ap.add_argument("--all-goals", action="store_true", help="train on every goal cell, not the training split")
     ap.add_argument("--memory", action="store_true", help="the input also holds the cells visited so far")
+    ap.add_argument("--posterior", choices=("mask", "box"), default="mask",
+                    help="the posterior as a 64-cell mask, or summarised in grid coordinates")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -90,16 +97,30 @@ def main() -> None:
             pos, alive = torch.where(alive, new, pos), alive & ~reached
         return posterior_mask(torch.stack(nc, 1), torch.stack(rw, 1), torch.stack(tm, 1))
 
+    row, col = (torch.arange(n * n) // n).float() / (n - 1), (torch.arange(n * n) % n).float() / (n - 1)
+
+    def box(mask: torch.Tensor) -> torch.Tensor:
+        """[B, 8]: the consistent goals' count / 10, mean row and column, bounding box, covariance."""
+        count = mask.sum(1, keepdim=True).clamp(min=1)
+        mr, mc = (mask * row).sum(1, keepdim=True) / count, (mask * col).sum(1, keepdim=True) / count
+        def extent(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            lo = torch.where(mask > 0, x, torch.tensor(2.0)).amin(1, keepdim=True)
+            return lo, torch.where(mask > 0, x, torch.tensor(-1.0)).amax(1, keepdim=True)
+        (lo_r, hi_r), (lo_c, hi_c) = extent(row), extent(col)
+        cov = (mask * (row - mr) * (col - mc)).sum(1, keepdim=True) / count
+        return torch.cat((count / 10, mr, mc, lo_r, hi_r, lo_c, hi_c, 4 * cov), 1)
+
     def observe(pos: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
         rc = torch.stack((pos // n, pos % n), 1).float() / (n - 1)
-        return torch.cat((rc, (t.float() / horizon)[:, None], mask, *((visited,) if args.memory else ())), 1)
+        post = mask if args.posterior == "mask" else box(mask)
+        return torch.cat((rc, (t.float() / horizon)[:, None], post, *((visited,) if args.memory else ())), 1)
 
     def visit(visited: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         out = visited.clone()
         out[torch.arange(len(pos)), pos] = 1.0
         return out
 
-    width = 3 + n * n * (2 if args.memory else 1)
+    width = 3 + (n * n if args.posterior == "mask" else 8) + (n * n if args.memory else 0)
     net = nn.Sequential(nn.Linear(width, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 4))
     target = copy.deepcopy(net)
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
@@ -176,7 +197,8 @@ def main() -> None:
     lim = normalized(limit_returns(family, test, kind="frozen", runs_per_task=runs, episodes=1, seed=seed),
                      rand, best).reshape(-1)
     sizes = mask.sum(1).numpy()
-    print(f"goals in training: {len(goals)}; memory: {args.memory}; {args.rounds} rounds x {args.batch_envs} episodes, {updates} updates, "
+    print(f"goals in training: {len(goals)}; posterior: {args.posterior}; memory: {args.memory}; "
+          f"{args.rounds} rounds x {args.batch_envs} episodes, {updates} updates, "
           f"{time.time() - t0:.0f} s; held-out frozen NR {nr.mean():.3f} (limit {lim.mean():.3f}, "
           f"{nr.mean() / lim.mean():.0%})")
     print("| goals consistent with the support episode | instances | NR | frozen limit | consistent goals the path visits |\n"
