@@ -114,9 +114,12 @@ def main() -> None:
         cov = (mask * (row - mr) * (col - mc)).sum(1, keepdim=True) / count
         return torch.cat((count / 10, mr, mc, lo_r, hi_r, lo_c, hi_c, 4 * cov), 1)
 
-    def observe(pos: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
+    def posterior(mask: torch.Tensor) -> torch.Tensor:
+        """What the DQN reads of the posterior (fixed over an episode: computed once per episode)."""
+        return mask if args.posterior == "mask" else box(mask)
+
+    def observe(pos: torch.Tensor, t: torch.Tensor, post: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
         rc = torch.stack((pos // n, pos % n), 1).float() / (n - 1)
-        post = mask if args.posterior == "mask" else box(mask)
         return torch.cat((rc, (t.float() / horizon)[:, None], post, *((visited,) if args.memory else ())), 1)
 
     def visit(visited: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -136,12 +139,12 @@ def main() -> None:
         eps = max(0.05, 1.0 - rnd / (0.5 * args.rounds))
         b = args.batch_envs
         goal = goals[torch.as_tensor(rng.integers(0, len(goals), b))]
-        mask = random_support(goal)
+        post = posterior(random_support(goal))
         pos, t = torch.full((b,), start), torch.zeros(b, dtype=torch.long)
         alive = torch.ones(b, dtype=torch.bool)
         visited = visit(torch.zeros(b, n * n), pos)
         for step in range(horizon):
-            obs = observe(pos, t, mask, visited)
+            obs = observe(pos, t, post, visited)
             with torch.no_grad():
                 greedy = net(obs).argmax(1)
             a = torch.where(torch.as_tensor(rng.random(b)) < eps, torch.as_tensor(rng.integers(0, 4, b)), greedy)
@@ -149,7 +152,7 @@ def main() -> None:
             r = -dist[goal, new] / n
             done = new == goal
             visited2 = visit(visited, new)
-            obs2 = observe(new, t + 1, mask, visited2)
+            obs2 = observe(new, t + 1, post, visited2)
             idx = alive.nonzero().squeeze(1)
             k = len(idx)
             slots = (ptr + torch.arange(k)) % cap
@@ -186,9 +189,10 @@ def main() -> None:
     alive, ret = torch.ones(len(goal), dtype=torch.bool), torch.zeros(len(goal))
     seen = torch.zeros(len(goal), n * n)
     visited = visit(torch.zeros(len(goal), n * n), pos)
+    post = posterior(mask)
     with torch.no_grad():
         for _ in range(horizon):
-            new = nxt[pos, net(observe(pos, t, mask, visited)).argmax(1)]
+            new = nxt[pos, net(observe(pos, t, post, visited)).argmax(1)]
             visited = visit(visited, new)
             ret += torch.where(alive, -dist[goal, new] / n, torch.zeros(()))
             seen[torch.arange(len(goal)), new] = torch.where(alive, 1.0, seen[torch.arange(len(goal)), new])
